@@ -1,0 +1,57 @@
+# Atlas: the two commands are `make demo` (the whole path, end to end) and `make test` (the suite).
+# Both run `make setup` first, which does nothing when the venv and the embedding model are in place.
+
+PYTHON ?= python3
+STATE := .atlas
+VENV := .venv
+PY := $(VENV)/bin/python
+BUILD_VENV := $(STATE)/build-venv
+MODEL_DIR := $(STATE)/models/all-MiniLM-L6-v2
+export ATLAS_EMBEDDING_MODEL_DIR ?= $(abspath $(MODEL_DIR))
+
+.PHONY: setup test lint unit demo up down clean help
+
+help:
+	@echo "make demo   run a task end to end on the local emulators (no key: a degraded brief)"
+	@echo "make test   run the whole test suite (lint, unit, integration, end-to-end)"
+	@echo "make up     start the local stack and keep it running; make down stops it"
+
+setup: $(VENV)/.installed $(MODEL_DIR)/atlas-model.json
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Atlas needs Python 3.11 or newer"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(BUILD_VENV)/.installed: requirements-build.txt
+	test -x $(BUILD_VENV)/bin/python || $(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip install --quiet -r requirements-build.txt
+	touch $@
+
+$(MODEL_DIR)/atlas-model.json: scripts/build_embedding_model.py | $(BUILD_VENV)/.installed
+	$(BUILD_VENV)/bin/python scripts/build_embedding_model.py --out $(MODEL_DIR)
+
+lint: setup
+	$(VENV)/bin/ruff check shared functions infra scripts tests
+	terraform fmt -check -recursive terraform
+
+unit: setup
+	$(PY) -m pytest tests/unit
+
+test: setup lint
+	$(PY) -m pytest
+
+demo: setup
+	$(PY) scripts/demo.py
+
+up: setup
+	$(PY) infra/local/stack.py up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) infra/local/stack.py down; else echo "nothing to stop"; fi
+
+clean: down
+	rm -rf $(VENV) $(STATE)

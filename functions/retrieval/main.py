@@ -1,0 +1,69 @@
+"""The retrieval service: an HTTP Cloud Run function (private; invoked by the worker with an ID token).
+
+Routes: ``POST /search`` ``{"query", "top_k"?, "filter"?}`` → ranked chunks; ``POST /ingest``
+``{"documents": [{"source", "text", "title"?}]}`` → what changed; ``GET /health`` → backend and size.
+The adapter parses and answers; the work is in ``atlas.retrieval.service``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import flask
+import functions_framework
+from atlas import config
+from atlas.errors import AtlasError, ConfigError
+from atlas.logs import configure_logging
+from atlas.retrieval.service import IngestRequest, RetrievalService, SearchRequest
+from pydantic import BaseModel, ValidationError
+
+SETTINGS = config.load(config.RetrievalSettings)
+configure_logging()
+log = logging.getLogger("atlas.retrieval")
+
+
+@functools.cache
+def _service() -> RetrievalService:
+    return RetrievalService(SETTINGS)
+
+
+def _error(status: int, code: str, message: str) -> flask.Response:
+    response = flask.jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _parse(request: flask.Request, model: type[BaseModel]) -> Any:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return model.model_validate(body)
+
+
+_ROUTES = {
+    ("POST", "/search"): lambda request: _service().search(_parse(request, SearchRequest)),
+    ("POST", "/ingest"): lambda request: _service().ingest(_parse(request, IngestRequest)),
+    ("GET", "/health"): lambda request: _service().health(),
+}
+
+
+@functions_framework.http
+def retrieval(request: flask.Request) -> flask.Response:
+    handler = _ROUTES.get((request.method, request.path.rstrip("/") or "/"))
+    if handler is None:
+        known = ", ".join(f"{method} {path}" for method, path in _ROUTES)
+        return _error(404, "not_found", f"no route {request.method} {request.path}; routes: {known}")
+    try:
+        return flask.jsonify(handler(request))
+    except ValidationError as exc:
+        return _error(400, "invalid_request", str(exc.errors(include_url=False, include_input=False)))
+    except ValueError as exc:
+        return _error(400, "invalid_request", str(exc))
+    except ConfigError as exc:
+        log.error("retrieval is misconfigured: %s", exc)
+        return _error(500, exc.code, str(exc))
+    except AtlasError as exc:
+        log.exception("retrieval failed")
+        return _error(503, exc.code, str(exc))

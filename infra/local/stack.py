@@ -1,0 +1,479 @@
+#!/usr/bin/env python3
+"""The local Atlas stack: real Pub/Sub and Firestore emulators, both functions under functions-framework.
+
+It starts each process in its own process group on a free port (or the ports given), waits until each
+answers, creates the task topic, the dead-letter topic (with a subscription that keeps dead letters for
+inspection) and a push subscription to the worker with a retry policy and a dead-letter policy, exactly
+as Terraform does in the cloud. ``stop`` ends every process group it started.
+
+Used three ways: ``make demo`` (scripts/demo.py), the end-to-end tests, and ``make up`` / ``make down``::
+
+    python infra/local/stack.py up      # start, write .atlas/stack/state.json, print the env to use
+    python infra/local/stack.py env     # print export lines for a running stack
+    python infra/local/stack.py down    # stop what `up` started
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_STATE_DIR = REPO / ".atlas" / "stack"
+DEFAULT_PROJECT = "demo-atlas"
+DEFAULT_TOPIC = "atlas-tasks"
+ACK_DEADLINE_S = 300
+MAX_DELIVERY_ATTEMPTS = 5
+MIN_BACKOFF_S = 1
+MAX_BACKOFF_S = 10
+START_TIMEOUT_S = 90
+
+
+class StackError(RuntimeError):
+    """A part of the local stack did not start; the message carries the end of its log."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def gcloud_sdk_root() -> Path:
+    configured = os.environ.get("ATLAS_GCLOUD_SDK_ROOT")
+    if configured:
+        return Path(configured)
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        raise StackError("gcloud is not on PATH: install the Google Cloud CLI with the pubsub and firestore emulators")
+    out = subprocess.run(
+        [gcloud, "info", "--format=value(installation.sdk_root)"], capture_output=True, text=True, check=True
+    )
+    return Path(out.stdout.strip())
+
+
+@dataclass
+class Process:
+    name: str
+    pid: int  # also the process group id: every process is started in a new session
+    log: str
+
+    def alive(self) -> bool:
+        try:
+            os.killpg(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(Path(self.log).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def start_process(name: str, argv: list[str], env: Mapping[str, str], log_dir: Path) -> Process:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "ab") as log:
+        popen = subprocess.Popen(
+            argv,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=REPO,
+        )
+    return Process(name=name, pid=popen.pid, log=str(log_path))
+
+
+def stop_process(process: Process, timeout_s: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after ``timeout_s``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                os.waitpid(process.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if not process.alive():
+                return
+            time.sleep(0.1)
+
+
+def wait_for_http(url: str, process: Process | None, timeout_s: float = START_TIMEOUT_S, ok_any: bool = False) -> None:
+    """Wait until ``url`` answers (200, or any HTTP status when ``ok_any``); fail early if the process died."""
+    deadline = time.monotonic() + timeout_s
+    last_error = ""
+    while time.monotonic() < deadline:
+        if process is not None and not process.alive():
+            raise StackError(f"{process.name} exited while starting; its log ends with:\n{process.log_tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            if ok_any:
+                return
+            last_error = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            last_error = str(exc)
+        time.sleep(0.2)
+    tail = process.log_tail() if process else ""
+    raise StackError(f"{url} did not answer within {timeout_s}s ({last_error}); log:\n{tail}")
+
+
+@dataclass
+class StackState:
+    project: str
+    topic: str
+    dlq_topic: str
+    subscription: str
+    dlq_subscription: str
+    pubsub_host: str
+    firestore_host: str
+    retrieval_url: str
+    worker_url: str
+    processes: list[Process] = field(default_factory=list)
+
+    def client_env(self) -> dict[str, str]:
+        """The environment a client (the atlas CLI, a test) needs to talk to this stack."""
+        return {
+            "PUBSUB_EMULATOR_HOST": self.pubsub_host,
+            "FIRESTORE_EMULATOR_HOST": self.firestore_host,
+            "ATLAS_PROJECT": self.project,
+            "ATLAS_TOPIC": self.topic,
+            "ATLAS_RETRIEVAL_URL": self.retrieval_url,
+        }
+
+
+class LocalStack:
+    """Starts and stops the local stack. Give ``pubsub_host``/``firestore_host`` to reuse running emulators."""
+
+    def __init__(
+        self,
+        state_dir: Path = DEFAULT_STATE_DIR,
+        *,
+        project: str = DEFAULT_PROJECT,
+        topic: str = DEFAULT_TOPIC,
+        pubsub_host: str | None = None,
+        firestore_host: str | None = None,
+        qdrant_path: Path | None = None,
+        worker_env: Mapping[str, str] | None = None,
+        retrieval_env: Mapping[str, str] | None = None,
+        ack_deadline_s: int = ACK_DEADLINE_S,
+        ports: Mapping[str, int] | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.project = project
+        self.topic = topic
+        self._pubsub_host = pubsub_host
+        self._firestore_host = firestore_host
+        self._qdrant_path = qdrant_path or state_dir / "qdrant"
+        self._worker_env = dict(worker_env or {})
+        self._retrieval_env = dict(retrieval_env or {})
+        self._ack_deadline_s = ack_deadline_s
+        self._ports = dict(ports or {})
+        self.state: StackState | None = None
+
+    def _port(self, name: str) -> int:
+        return self._ports.get(name) or free_port()
+
+    def __enter__(self) -> StackState:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> StackState:
+        processes: list[Process] = []
+        try:
+            return self._start(processes)
+        except BaseException:
+            for process in reversed(processes):
+                stop_process(process)
+            raise
+
+    def _start(self, processes: list[Process]) -> StackState:
+        logs = self.state_dir / "logs"
+        base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        pubsub_host, firestore_host = self._pubsub_host, self._firestore_host
+        emulators = start_emulators(
+            logs, base_env, pubsub=pubsub_host is None, firestore=firestore_host is None, ports=self._ports
+        )
+        processes.extend(emulators.processes)
+        pubsub_host = pubsub_host or emulators.pubsub_host
+        firestore_host = firestore_host or emulators.firestore_host
+        assert pubsub_host and firestore_host
+
+        retrieval_port, worker_port = self._port("retrieval"), self._port("worker")
+        retrieval_url = f"http://127.0.0.1:{retrieval_port}"
+        functions_framework = str(Path(sys.executable).with_name("functions-framework"))
+        retrieval = start_process(
+            "retrieval",
+            [
+                functions_framework,
+                "--source",
+                "functions/retrieval/main.py",
+                "--target",
+                "retrieval",
+                "--signature-type",
+                "http",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(retrieval_port),
+            ],
+            {**base_env, "ATLAS_QDRANT_PATH": str(self._qdrant_path), **self._retrieval_env},
+            logs,
+        )
+        processes.append(retrieval)
+        worker = start_process(
+            "worker",
+            [
+                functions_framework,
+                "--source",
+                "functions/worker/main.py",
+                "--target",
+                "handle_task",
+                "--signature-type",
+                "cloudevent",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(worker_port),
+            ],
+            {
+                **base_env,
+                "FIRESTORE_EMULATOR_HOST": firestore_host,
+                "ATLAS_PROJECT": self.project,
+                "ATLAS_TOPIC": self.topic,
+                "ATLAS_RETRIEVAL_URL": retrieval_url,
+                **self._worker_env,
+            },
+            logs,
+        )
+        processes.append(worker)
+        wait_for_http(f"{retrieval_url}/health", retrieval)
+        wait_for_http(f"http://127.0.0.1:{worker_port}/", worker, ok_any=True)
+
+        state = StackState(
+            project=self.project,
+            topic=self.topic,
+            dlq_topic=f"{self.topic}-dlq",
+            subscription=f"{self.topic}-worker",
+            dlq_subscription=f"{self.topic}-dlq-inspect",
+            pubsub_host=pubsub_host,
+            firestore_host=firestore_host,
+            retrieval_url=retrieval_url,
+            worker_url=f"http://127.0.0.1:{worker_port}",
+            processes=processes,
+        )
+        create_subscriptions(state, ack_deadline_s=self._ack_deadline_s)
+        self.state = state
+        return state
+
+    def stop(self) -> None:
+        if self.state is not None:
+            for process in reversed(self.state.processes):
+                stop_process(process)
+            self.state = None
+
+
+@dataclass
+class Emulators:
+    pubsub_host: str | None = None
+    firestore_host: str | None = None
+    processes: list[Process] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            stop_process(process)
+
+
+def start_emulators(
+    log_dir: Path,
+    env: Mapping[str, str],
+    *,
+    pubsub: bool = True,
+    firestore: bool = True,
+    ports: Mapping[str, int] | None = None,
+) -> Emulators:
+    """Start the emulators' Java binaries directly (skipping gcloud's wrapper) and wait until they answer."""
+    emulators = Emulators()
+    if not (pubsub or firestore):
+        return emulators
+    sdk = gcloud_sdk_root()
+    ports = ports or {}
+    try:
+        if pubsub:
+            port = ports.get("pubsub") or free_port()
+            process = start_process(
+                "pubsub-emulator",
+                [str(sdk / "platform/pubsub-emulator/bin/cloud-pubsub-emulator"), "--host=127.0.0.1", f"--port={port}"],
+                env,
+                log_dir,
+            )
+            emulators.processes.append(process)
+            emulators.pubsub_host = f"127.0.0.1:{port}"
+        if firestore:
+            port = ports.get("firestore") or free_port()
+            process = start_process(
+                "firestore-emulator",
+                [
+                    str(sdk / "platform/cloud-firestore-emulator/cloud_firestore_emulator"),
+                    "start",
+                    "--host=127.0.0.1",
+                    f"--port={port}",
+                ],
+                env,
+                log_dir,
+            )
+            emulators.processes.append(process)
+            emulators.firestore_host = f"127.0.0.1:{port}"
+        for process, host in zip(
+            emulators.processes, filter(None, [emulators.pubsub_host, emulators.firestore_host]), strict=True
+        ):
+            wait_for_http(f"http://{host}/", process)
+    except BaseException:
+        emulators.stop()
+        raise
+    return emulators
+
+
+def create_subscriptions(state: StackState, *, ack_deadline_s: int = ACK_DEADLINE_S) -> None:
+    """Topic, dead-letter topic and the worker's push subscription, as Terraform defines them."""
+    import grpc
+    from google.api_core.exceptions import AlreadyExists
+    from google.pubsub_v1 import PublisherClient, SubscriberClient
+    from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+    channel = grpc.insecure_channel(state.pubsub_host)
+    publisher = PublisherClient(transport=PublisherGrpcTransport(channel=channel))
+    subscriber = SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
+    topic = f"projects/{state.project}/topics/{state.topic}"
+    dlq_topic = f"projects/{state.project}/topics/{state.dlq_topic}"
+    for name in (topic, dlq_topic):
+        try:
+            publisher.create_topic(name=name)
+        except AlreadyExists:
+            pass
+    requests = [
+        {"name": f"projects/{state.project}/subscriptions/{state.dlq_subscription}", "topic": dlq_topic},
+        {
+            "name": f"projects/{state.project}/subscriptions/{state.subscription}",
+            "topic": topic,
+            # The topic in the path gives the CloudEvent a realistic source (//pubsub.googleapis.com/projects/..).
+            "push_config": {"push_endpoint": f"{state.worker_url}/projects/{state.project}/topics/{state.topic}"},
+            "ack_deadline_seconds": ack_deadline_s,
+            "retry_policy": {
+                "minimum_backoff": {"seconds": MIN_BACKOFF_S},
+                "maximum_backoff": {"seconds": MAX_BACKOFF_S},
+            },
+            "dead_letter_policy": {"dead_letter_topic": dlq_topic, "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS},
+        },
+    ]
+    for request in requests:
+        try:
+            subscriber.create_subscription(request=request)
+        except AlreadyExists:
+            pass
+    channel.close()
+
+
+def _state_file(state_dir: Path) -> Path:
+    return state_dir / "state.json"
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    state_file = _state_file(args.state_dir)
+    if state_file.exists():
+        print(f"a stack is already recorded in {state_file}; run `make down` first", file=sys.stderr)
+        return 1
+    stack = LocalStack(
+        args.state_dir,
+        ports={
+            k: v
+            for k, v in (
+                ("pubsub", args.pubsub_port),
+                ("firestore", args.firestore_port),
+                ("retrieval", args.retrieval_port),
+                ("worker", args.worker_port),
+            )
+            if v
+        },
+    )
+    state = stack.start()
+    state_file.write_text(json.dumps(asdict(state), indent=2))
+    print(f"Atlas local stack is up (logs in {args.state_dir / 'logs'}). To use it from a shell:")
+    print(f'  eval "$({sys.executable} {Path(__file__).relative_to(REPO)} env)"')
+    print('  atlas ingest knowledge/ && atlas submit "Design a logging architecture for microservices" --wait')
+    return 0
+
+
+def _load_state(state_dir: Path) -> StackState | None:
+    state_file = _state_file(state_dir)
+    if not state_file.exists():
+        return None
+    raw = json.loads(state_file.read_text())
+    raw["processes"] = [Process(**p) for p in raw.get("processes", [])]
+    return StackState(**raw)
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    state = _load_state(args.state_dir)
+    if state is None:
+        print("no stack is running: `make up` starts one", file=sys.stderr)
+        return 1
+    for key, value in state.client_env().items():
+        print(f"export {key}={value}")
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    state = _load_state(args.state_dir)
+    if state is None:
+        print("no stack is running")
+        return 0
+    for process in reversed(state.processes):
+        stop_process(process)
+    _state_file(args.state_dir).unlink()
+    print(f"stopped {len(state.processes)} processes")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Start or stop the local Atlas stack.")
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the stack and leave it running")
+    for name in ("pubsub", "firestore", "retrieval", "worker"):
+        up.add_argument(f"--{name}-port", type=int, default=int(os.environ.get(f"ATLAS_LOCAL_{name.upper()}_PORT", 0)))
+    commands.add_parser("env", help="print export lines for a running stack")
+    commands.add_parser("down", help="stop the stack that `up` started")
+    args = parser.parse_args(argv)
+    return {"up": _cmd_up, "env": _cmd_env, "down": _cmd_down}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

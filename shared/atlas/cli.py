@@ -1,0 +1,202 @@
+"""The ``atlas`` command: submit a task and follow it, show a task, ingest Markdown into the knowledge base.
+
+It talks to the same Pub/Sub topic and Firestore collection as the worker (the emulators when
+``PUBSUB_EMULATOR_HOST`` / ``FIRESTORE_EMULATOR_HOST`` are set; ``make up`` prints them) and reads its
+settings from the same ``ATLAS_*`` variables.
+
+Exit codes: 0 done (a task that succeeded or degraded), 1 the task failed, 2 bad usage or configuration,
+3 gave up waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from atlas import config
+from atlas.errors import AtlasError
+from atlas.models import TaskMessage, TaskStatus
+from atlas.render import render_task, to_json_line
+
+EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
+POLL_INTERVAL_S = 0.5
+INGEST_BATCH = 8
+
+
+def _store(settings: config.CliSettings) -> Any:
+    from google.cloud import firestore
+
+    from atlas.store import TaskStore
+
+    return TaskStore(firestore.Client(project=settings.project), settings.tasks_collection)
+
+
+def cmd_submit(args: argparse.Namespace, settings: config.CliSettings) -> int:
+    from google.cloud import pubsub_v1
+
+    fields: dict[str, Any] = {"prompt": args.prompt}
+    if args.task_id:
+        fields["task_id"] = args.task_id
+    if args.constraint:
+        fields["constraints"] = args.constraint
+    if args.cloud:
+        fields["cloud"] = args.cloud
+    if args.budget:
+        fields["budget_usd_per_month"] = args.budget
+    try:
+        message = TaskMessage.model_validate(fields)
+    except ValidationError as exc:
+        print(f"atlas: the task is not valid: {exc.errors(include_url=False)[0]['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(settings.project, settings.topic)
+    message_id = publisher.publish(topic, message.model_dump_json(exclude_defaults=True).encode()).result(timeout=30)
+    task_id = message.task_id or message_id
+    print(f"published task {task_id} to {topic}", file=sys.stderr)
+    if not args.wait:
+        print(task_id)
+        return EXIT_OK
+    return _follow_and_print(settings, task_id, args.timeout)
+
+
+def cmd_show(args: argparse.Namespace, settings: config.CliSettings) -> int:
+    if args.wait:
+        return _follow_and_print(settings, args.task_id, args.timeout)
+    document = _store(settings).get_raw(args.task_id)
+    if document is None:
+        print(f"atlas: no task {args.task_id} in collection {settings.tasks_collection}", file=sys.stderr)
+        return EXIT_TASK_FAILED
+    _print_document(document)
+    return _exit_code(document)
+
+
+def _follow_and_print(settings: config.CliSettings, task_id: str, timeout_s: float) -> int:
+    document = follow_task(_store(settings), task_id, timeout_s=timeout_s)
+    if document is None or not TaskStatus(document.get("status", "queued")).is_terminal:
+        state = document.get("status") if document else "not created yet"
+        print(
+            f"atlas: gave up after {timeout_s:.0f}s; task {task_id} is {state}. "
+            f"Look again with: atlas show {task_id} --wait",
+            file=sys.stderr,
+        )
+        return EXIT_TIMEOUT
+    _print_document(document)
+    return _exit_code(document)
+
+
+def follow_task(store: Any, task_id: str, *, timeout_s: float) -> dict[str, Any] | None:
+    """Poll the task document until it is terminal or ``timeout_s`` passes; report changes on stderr."""
+    started = time.monotonic()
+    seen: tuple[str, str] | None = None
+    document = None
+    while True:
+        document = store.get_raw(task_id)
+        if document is not None:
+            now = (str(document.get("status")), str(document.get("stage")))
+            if now != seen:
+                print(f"[{time.monotonic() - started:5.1f}s] {now[0]} · {now[1]}", file=sys.stderr)
+                seen = now
+            if TaskStatus(document.get("status", "queued")).is_terminal:
+                return document
+        if time.monotonic() - started > timeout_s:
+            return document
+        time.sleep(POLL_INTERVAL_S)
+
+
+def _print_document(document: dict[str, Any]) -> None:
+    print(render_task(document))
+    print(to_json_line(document))
+
+
+def _exit_code(document: dict[str, Any]) -> int:
+    return EXIT_TASK_FAILED if document.get("status") == TaskStatus.FAILED else EXIT_OK
+
+
+def cmd_ingest(args: argparse.Namespace, settings: config.CliSettings) -> int:
+    from atlas.retrieval_client import RetrievalClient
+
+    files = sorted(_markdown_files(args.paths))
+    if not files:
+        print(f"atlas: no Markdown files under {', '.join(map(str, args.paths))}", file=sys.stderr)
+        return EXIT_USAGE
+    client = RetrievalClient(args.retrieval_url or settings.retrieval_url, timeout_s=args.timeout)
+    totals: dict[str, int] = {}
+    for start in range(0, len(files), INGEST_BATCH):
+        batch = files[start : start + INGEST_BATCH]
+        documents = [{"source": _source_name(path), "text": path.read_text(encoding="utf-8")} for path in batch]
+        report = client.ingest(documents)
+        for key in ("documents", "chunks", "added", "unchanged", "removed"):
+            totals[key] = totals.get(key, 0) + int(report.get(key, 0))
+        print(f"ingested {min(start + INGEST_BATCH, len(files))}/{len(files)} files", file=sys.stderr)
+    print(json.dumps(totals))
+    return EXIT_OK
+
+
+def _markdown_files(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(p for p in path.rglob("*.md") if p.is_file())
+        elif path.is_file():
+            found.append(path)
+    return found
+
+
+def _source_name(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atlas",
+        description="Atlas designs cloud architectures. Submit a task, follow it, read the design.",
+        epilog="Configuration comes from ATLAS_* environment variables (see .env.example); "
+        "`make up` starts a local stack and prints what to export.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    submit = commands.add_parser("submit", help="publish a task; with --wait, follow it to the end")
+    submit.add_argument("prompt", help='what to design, e.g. "Design a logging architecture for microservices"')
+    submit.add_argument("--task-id", help="your own id for the task (idempotency key); default: the message id")
+    submit.add_argument("--constraint", action="append", help="a constraint the design must respect (repeatable)")
+    submit.add_argument("--cloud", choices=["gcp", "aws", "azure", "any"], help="the target cloud")
+    submit.add_argument("--budget", type=float, help="monthly budget in USD")
+    submit.add_argument("--wait", action="store_true", help="follow the task until it finishes, then print it")
+    submit.add_argument("--timeout", type=float, default=300, help="seconds to wait with --wait (default 300)")
+    submit.set_defaults(handler=cmd_submit)
+
+    show = commands.add_parser("show", help="print a task: readable first, then one line of JSON")
+    show.add_argument("task_id")
+    show.add_argument("--wait", action="store_true", help="wait until the task finishes")
+    show.add_argument("--timeout", type=float, default=300, help="seconds to wait with --wait (default 300)")
+    show.set_defaults(handler=cmd_show)
+
+    ingest = commands.add_parser("ingest", help="add Markdown files (or folders of them) to the knowledge base")
+    ingest.add_argument("paths", nargs="+", type=Path)
+    ingest.add_argument("--retrieval-url", help="the retrieval service (default: ATLAS_RETRIEVAL_URL)")
+    ingest.add_argument("--timeout", type=float, default=300, help="seconds per batch (default 300)")
+    ingest.set_defaults(handler=cmd_ingest)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = config.load(config.CliSettings)
+        return int(args.handler(args, settings))
+    except AtlasError as exc:
+        print(f"atlas: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Configuration from environment variables, validated once at start.
+
+Every variable has the ``ATLAS_`` prefix (the project also falls back to ``GOOGLE_CLOUD_PROJECT``).
+Each process loads the settings class it needs with :func:`load` at start; a bad value raises
+:class:`~atlas.errors.ConfigError` naming the variable, so a misconfigured function fails at deploy
+time instead of on the first task. ``.env.example`` lists every variable.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from atlas.errors import ConfigError
+
+ENV_PREFIX = "ATLAS_"
+DEFAULT_TOPIC = "atlas-tasks"
+DEFAULT_DLQ_TOPIC = "atlas-tasks-dlq"
+DEFAULT_TASKS_COLLECTION = "tasks"
+DEFAULT_KNOWLEDGE_COLLECTION = "atlas-knowledge"
+
+Provider = Literal["openai", "azure_openai", "gemini", "vertex", "openai_compatible"]
+
+
+class ChainEntry(BaseModel):
+    """One LLM provider of the fallback chain, tried in the order given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Provider
+    model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = Field(default=60.0, gt=0, le=600)
+    max_output_tokens: int = Field(default=4096, gt=0, le=65536)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _base_url_where_needed(self) -> ChainEntry:
+        if self.provider in ("azure_openai", "vertex", "openai_compatible") and not self.base_url:
+            raise ValueError(f"provider {self.provider} ({self.model}) needs a base_url")
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+DEFAULT_CHAIN: tuple[ChainEntry, ...] = (
+    ChainEntry(provider="openai", model="gpt-4o-mini", api_key_env="OPENAI_API_KEY"),
+)
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+
+class CoreSettings(_Settings):
+    """What every Atlas process that touches tasks needs: the project, the topic, the collection."""
+
+    project: str = Field(min_length=1, validation_alias=AliasChoices("ATLAS_PROJECT", "GOOGLE_CLOUD_PROJECT"))
+    topic: str = Field(default=DEFAULT_TOPIC, min_length=3, max_length=255)
+    tasks_collection: str = Field(default=DEFAULT_TASKS_COLLECTION, pattern=r"^[A-Za-z0-9_-]{1,100}$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class WorkerSettings(CoreSettings):
+    """The worker function: where retrieval lives, how long a task may hold its lease, the LLM chain."""
+
+    retrieval_url: str = Field(min_length=1)
+    retrieval_auth: Literal["auto", "none", "id_token"] = "auto"
+    retrieval_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    retrieval_top_k: int = Field(default=6, ge=1, le=50)
+    lease_s: int = Field(default=300, ge=10, le=3600)
+    llm_chain: tuple[ChainEntry, ...] = DEFAULT_CHAIN
+
+    @field_validator("retrieval_url")
+    @classmethod
+    def _retrieval_url_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class RetrievalSettings(_Settings):
+    """The retrieval function: which Qdrant (a local folder or a managed URL) and which model."""
+
+    qdrant_path: Path | None = None
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    knowledge_collection: str = Field(default=DEFAULT_KNOWLEDGE_COLLECTION, min_length=1)
+    embedding_model_dir: Path
+    embedding_threads: int | None = Field(default=None, ge=1, le=64)
+    max_ingest_documents: int = Field(default=500, ge=1, le=10000)
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _qdrant_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> RetrievalSettings:
+        if self.qdrant_url is None and self.qdrant_path is None:
+            raise ValueError(
+                "set ATLAS_QDRANT_PATH (a folder, the embedded default) or ATLAS_QDRANT_URL (managed Qdrant)"
+            )
+        return self
+
+
+class CliSettings(CoreSettings):
+    """The ``atlas`` command: the task side, plus where to send ingestion."""
+
+    retrieval_url: str = "http://127.0.0.1:8081"
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load(settings_class: type[SettingsT]) -> SettingsT:
+    """Read ``settings_class`` from the environment, or raise ConfigError naming each bad variable."""
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            where = _variable_name(settings_class, field)
+            detail = ".".join(str(part) for part in error["loc"][1:])
+            problems.append(f"{where}{f' ({detail})' if detail else ''}: {error['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc
+    except SettingsError as exc:
+        # pydantic-settings raises this when a complex value (ATLAS_LLM_CHAIN) is not valid JSON.
+        raise ConfigError(f"invalid configuration: {exc}") from exc.__cause__
+
+
+def _variable_name(settings_class: type[BaseSettings], field: str) -> str:
+    if not field:
+        return settings_class.__name__
+    info = settings_class.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, AliasChoices):
+        return " or ".join(str(choice) for choice in info.validation_alias.choices)
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def chain_to_env(entries: tuple[ChainEntry, ...]) -> str:
+    """The ATLAS_LLM_CHAIN value that configures ``entries`` (used by the local stack and tests)."""
+    return json.dumps([entry.model_dump(exclude_none=True) for entry in entries])

@@ -1,0 +1,79 @@
+"""Writing a cited design: prompt from version-controlled templates, generation, validation.
+
+Sources are labelled S1..Sn in rank order and fenced in ``<source>`` tags as untrusted data. The
+model's answer must parse as a :class:`~atlas.design.Design` and cite only those labels; anything else
+counts as invalid output and the chain moves to its next entry.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from string import Template
+
+from pydantic import ValidationError
+
+from atlas.design import Design
+from atlas.llm import Generation, InvalidOutputError, NoProvider, ProviderChain, parse_json_object
+from atlas.models import Source, TaskMessage
+
+SCHEMA_NAME = "architecture_design"
+
+
+def source_label(rank: int) -> str:
+    """The id a source is cited by: S1 for the best-ranked one."""
+    return f"S{rank + 1}"
+
+
+@cache
+def _template(name: str) -> Template:
+    return Template(resources.files("atlas.prompts").joinpath(name).read_text(encoding="utf-8"))
+
+
+@cache
+def design_schema() -> dict[str, object]:
+    return Design.model_json_schema(by_alias=True)
+
+
+def _fence(source: Source, label: str) -> str:
+    text = source.text.replace("</source>", "</ source>")
+    section = f' section="{source.section}"' if source.section else ""
+    return f'<source id="{label}" title="{source.title}"{section} origin="{source.source}">\n{text}\n</source>'
+
+
+def build_messages(task: TaskMessage, sources: list[Source]) -> list[dict[str, str]]:
+    """The chat messages asking for a design of ``task`` grounded in ``sources``."""
+    fenced = "\n\n".join(_fence(source, source_label(rank)) for rank, source in enumerate(sources))
+    hints = task.hints()
+    user = _template("design_user.md").substitute(
+        prompt=task.prompt,
+        hints=json.dumps(hints, ensure_ascii=False) if hints else "(none)",
+        sources=fenced or "(the knowledge base returned nothing)",
+    )
+    return [
+        {"role": "system", "content": _template("design_system.md").template},
+        {"role": "user", "content": user},
+    ]
+
+
+def parse_design(content: str, labels: set[str]) -> Design:
+    """Validate the model's output as a Design citing only ``labels``; raise InvalidOutputError."""
+    try:
+        design = Design.model_validate(parse_json_object(content))
+    except ValidationError as exc:
+        raise InvalidOutputError(f"the output does not match the design schema: {exc.errors()[:3]}") from exc
+    invented = design.unknown_citations(labels)
+    if invented:
+        raise InvalidOutputError(f"the design cites sources that were not retrieved: {', '.join(invented)}")
+    return design
+
+
+def write_design(chain: ProviderChain, task: TaskMessage, sources: list[Source]) -> Generation[Design] | NoProvider:
+    labels = {source_label(rank) for rank in range(len(sources))}
+    return chain.generate_json(
+        build_messages(task, sources),
+        schema_name=SCHEMA_NAME,
+        schema=design_schema(),
+        parse=lambda content: parse_design(content, labels),
+    )

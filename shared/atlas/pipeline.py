@@ -1,0 +1,172 @@
+"""The life of one task, as a plain function: decode, claim, retrieve, generate, store.
+
+``process_message`` returns normally when the message should be acknowledged (the task finished, was
+rejected as invalid, or was a duplicate) and raises a :class:`~atlas.errors.TransientError` when Pub/Sub
+should redeliver it later. The Cloud Function adapter only turns the CloudEvent into a
+:class:`~atlas.envelope.PushedMessage` and calls this.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from atlas.brief import CONFIGURE_PROVIDER_HINT, build_brief
+from atlas.designer import source_label, write_design
+from atlas.envelope import MAX_MESSAGE_BYTES, PushedMessage, decode_task
+from atlas.errors import AtlasError, InvalidTaskError, PermanentError, TaskBusyError, TransientError
+from atlas.llm import NoProvider, ProviderChain
+from atlas.models import Source, TaskError, TaskStatus
+from atlas.store import ClaimResult, TaskStore
+
+log = logging.getLogger("atlas.pipeline")
+
+RAW_EXCERPT_CHARS = 200
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    DEGRADED = "degraded"
+    FAILED = "failed"
+    REJECTED = "rejected"  # not a valid task; recorded as failed (or only logged) and acknowledged
+    DUPLICATE = "duplicate"  # the task had already finished; acknowledged, nothing done
+
+
+class Retriever(Protocol):
+    def search(self, query: str, *, top_k: int, filter: dict[str, Any] | None = None) -> list[Source]: ...
+
+
+@dataclass(frozen=True)
+class PipelineDeps:
+    """What a task needs from the outside world; built once per instance by the adapter."""
+
+    store: TaskStore
+    retriever: Retriever
+    chain: ProviderChain
+    top_k: int
+    lease_s: int
+
+
+def new_owner() -> str:
+    """A lease owner id unique to one delivery: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def process_event(event_data: Mapping[str, Any], *, event_id: str, deps: PipelineDeps) -> Outcome:
+    """Run the task in a Pub/Sub CloudEvent's ``data``; a broken envelope is rejected, never retried."""
+    try:
+        pushed = PushedMessage.from_event_data(event_data)
+    except InvalidTaskError as exc:
+        return _reject(PushedMessage(message_id=event_id, data=b""), exc, deps.store)
+    return process_message(pushed, deps)
+
+
+def process_message(pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
+    """Run the task carried by ``pushed``; raise TransientError to have Pub/Sub redeliver it."""
+    try:
+        decoded = decode_task(pushed)
+    except InvalidTaskError as exc:
+        return _reject(pushed, exc, deps.store)
+
+    task_id, task = decoded.task_id, decoded.message
+    labels = {"task_id": task_id, "message_id": pushed.message_id}
+    owner = new_owner()
+    claim = deps.store.claim(task_id, task, message_id=pushed.message_id, owner=owner, lease_s=deps.lease_s)
+    if claim.result is ClaimResult.DUPLICATE:
+        log.info("duplicate delivery of a finished task; acknowledged", extra={"labels": labels})
+        return Outcome.DUPLICATE
+    if claim.result is ClaimResult.BUSY:
+        raise TaskBusyError(f"task {task_id} is running under another delivery's lease")
+    log.info("task claimed", extra={"labels": labels, "fields": {"attempt": claim.attempt}})
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    try:
+        deps.store.set_stage(task_id, "retrieving")
+        stage_start = time.perf_counter()
+        sources = deps.retriever.search(task.retrieval_query(), top_k=deps.top_k)
+        timings["retrieval_ms"] = _ms_since(stage_start)
+        log.info(
+            "retrieval done",
+            extra={"labels": labels, "fields": {"duration_ms": timings["retrieval_ms"], "hits": len(sources)}},
+        )
+
+        deps.store.set_stage(task_id, "generating")
+        stage_start = time.perf_counter()
+        generation = write_design(deps.chain, task, sources)
+        timings["generation_ms"] = _ms_since(stage_start)
+        timings["total_ms"] = _ms_since(started)
+
+        stored_sources = [{"label": source_label(rank), **s.model_dump()} for rank, s in enumerate(sources)]
+        if isinstance(generation, NoProvider):
+            status = TaskStatus.DEGRADED
+            fields: dict[str, Any] = {
+                "result": build_brief(task, sources, generation.reason),
+                "notice": f"Degraded: {generation.reason} {CONFIGURE_PROVIDER_HINT}",
+                "fallbacks": [f.as_dict() for f in generation.fallbacks],
+            }
+        else:
+            status = TaskStatus.SUCCEEDED
+            fields = {
+                "result": {"kind": "design", **generation.value.model_dump(by_alias=True)},
+                "provider": generation.provider,
+                "model": generation.model,
+                "usage": generation.usage.as_dict(),
+                "fallbacks": [f.as_dict() for f in generation.fallbacks],
+            }
+        fields.update(sources=stored_sources, timings_ms=timings)
+        if not deps.store.finish(task_id, owner=owner, status=status, fields=fields):
+            log.warning("lease lost before the result was stored; the newer delivery owns it", extra={"labels": labels})
+        log.info("task finished", extra={"labels": labels, "fields": {"status": status.value, **timings}})
+        return Outcome(status.value)
+    except PermanentError as exc:
+        deps.store.fail(task_id, owner=owner, error=_task_error(exc), fields={"timings_ms": timings})
+        log.warning("task failed: %s", exc, extra={"labels": labels, "fields": {"code": exc.code}})
+        return Outcome.FAILED
+    except TransientError as exc:
+        deps.store.release(task_id, owner=owner, error=_task_error(exc))
+        log.warning("transient error, Pub/Sub will retry: %s", exc, extra={"labels": labels})
+        raise
+    except Exception as exc:
+        # A bug, not bad input: keep the task retryable (and dead-lettered after the last attempt).
+        deps.store.release(task_id, owner=owner, error=TaskError(code="internal_error", message=repr(exc)[:500]))
+        log.exception("unexpected error; Pub/Sub will retry", extra={"labels": labels})
+        raise
+
+
+def _reject(pushed: PushedMessage, exc: InvalidTaskError, store: TaskStore) -> Outcome:
+    labels = {"message_id": pushed.message_id}
+    excerpt = pushed.data[:RAW_EXCERPT_CHARS].decode("utf-8", errors="replace")
+    if exc.task_id is None:
+        log.error(
+            "invalid task with no usable task id; acknowledged: %s",
+            exc.reason,
+            extra={"labels": labels, "fields": {"raw_excerpt": excerpt, "max_bytes": MAX_MESSAGE_BYTES}},
+        )
+        return Outcome.REJECTED
+    labels["task_id"] = exc.task_id
+    recorded = store.record_rejected(
+        exc.task_id, message_id=pushed.message_id, error=_task_error(exc), raw_excerpt=excerpt
+    )
+    log.warning(
+        "invalid task %s: %s",
+        "recorded as failed" if recorded else "(already recorded)",
+        exc.reason,
+        extra={"labels": labels},
+    )
+    return Outcome.REJECTED
+
+
+def _task_error(exc: AtlasError) -> TaskError:
+    return TaskError(code=exc.code, message=str(exc)[:1000])
+
+
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 1)

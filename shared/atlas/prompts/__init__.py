@@ -1,0 +1,1 @@
+"""Prompt templates under version control (read with importlib.resources)."""
