@@ -29,6 +29,7 @@ def build_brief(task: TaskMessage, sources: list[Source], reason: str) -> dict[s
         ),
         "sources": [
             {
+                "label": source.label,
                 "id": source.id,
                 "title": source.title,
                 "section": source.section,

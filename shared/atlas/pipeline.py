@@ -91,7 +91,8 @@ def process_message(pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
     try:
         deps.store.set_stage(task_id, "retrieving")
         stage_start = time.perf_counter()
-        sources = deps.retriever.search(task.retrieval_query(), top_k=deps.top_k)
+        hits = deps.retriever.search(task.retrieval_query(), top_k=deps.top_k)
+        sources = [hit.model_copy(update={"label": source_label(rank)}) for rank, hit in enumerate(hits)]
         timings["retrieval_ms"] = _ms_since(stage_start)
         log.info(
             "retrieval done",
@@ -104,7 +105,7 @@ def process_message(pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
         timings["generation_ms"] = _ms_since(stage_start)
         timings["total_ms"] = _ms_since(started)
 
-        stored_sources = [{"label": source_label(rank), **s.model_dump()} for rank, s in enumerate(sources)]
+        stored_sources = [source.model_dump() for source in sources]
         if isinstance(generation, NoProvider):
             status = TaskStatus.DEGRADED
             fields: dict[str, Any] = {

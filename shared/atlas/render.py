@@ -88,9 +88,9 @@ def _render_brief(brief: dict[str, Any]) -> list[str]:
     lines = ["", f"# {brief.get('title')}", "", str(brief.get("summary", "")), "", "## Sources"]
     for source in brief.get("sources", []):
         section = f" › {source['section']}" if source.get("section") else ""
+        label = source.get("label") or str(source.get("id", ""))[:8]
         lines.append(
-            f"- [{source.get('id', '')[:8]}] {source.get('title')}{section} ({source.get('source')}, "
-            f"score {source.get('score')})"
+            f"- [{label}] {source.get('title')}{section} ({source.get('source')}, score {source.get('score')})"
         )
         lines.append(f"    {source.get('excerpt')}")
     lines.extend(["", f"Next step: {brief.get('next_step')}"])
