@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from stack import REPO, start_emulators
+from support import TEST_PROJECT
 from support.fake_openai import FakeOpenAI
 
 DEFAULT_MODEL_DIR = REPO / ".atlas" / "models" / "all-MiniLM-L6-v2"
-TEST_PROJECT = "test-atlas"
 
 # Never let a test reach a real provider or a hub because of the developer's environment.
 for _variable in ("OPENAI_API_KEY", "ATLAS_LLM_CHAIN", "GEMINI_API_KEY", "AZURE_OPENAI_API_KEY"):

@@ -7,8 +7,9 @@ from support.fake_openai import design_for
 
 
 def test_brief_lists_sources_and_says_how_to_configure_a_provider():
-    sources = [Source(id="c1", text="word " * 200, title="Logging", section="Sinks", source="k.md", score=0.51234,
-                      label="S1")]
+    sources = [
+        Source(id="c1", text="word " * 200, title="Logging", section="Sinks", source="k.md", score=0.51234, label="S1")
+    ]
     brief = build_brief(TaskMessage(prompt="Design logging"), sources, "no LLM provider is configured.")
     assert brief["kind"] == "brief" and brief["next_step"] == CONFIGURE_PROVIDER_HINT
     assert brief["sources"][0]["label"] == "S1" and len(brief["sources"][0]["excerpt"]) <= 400
@@ -16,8 +17,15 @@ def test_brief_lists_sources_and_says_how_to_configure_a_provider():
 
 
 def test_render_design_shows_sections_and_json_line_round_trips():
-    document = {"task_id": "t1", "status": "succeeded", "prompt": "p", "provider": "openai", "model": "m",
-                "result": {"kind": "design", **design_for('<source id="S1"')}, "timings_ms": {"total_ms": 12.0}}
+    document = {
+        "task_id": "t1",
+        "status": "succeeded",
+        "prompt": "p",
+        "provider": "openai",
+        "model": "m",
+        "result": {"kind": "design", **design_for('<source id="S1"')},
+        "timings_ms": {"total_ms": 12.0},
+    }
     text = render_task(document)
     assert "SUCCEEDED" in text and "## Components" in text and "[S1]" in text and "Collector → Log store" in text
     assert json.loads(to_json_line(document)) == document

@@ -6,8 +6,15 @@ from atlas.errors import ConfigError
 
 @pytest.fixture
 def env(monkeypatch):
-    for name in ("ATLAS_PROJECT", "GOOGLE_CLOUD_PROJECT", "ATLAS_RETRIEVAL_URL", "ATLAS_LLM_CHAIN",
-                 "ATLAS_QDRANT_PATH", "ATLAS_QDRANT_URL", "ATLAS_LEASE_S"):
+    for name in (
+        "ATLAS_PROJECT",
+        "GOOGLE_CLOUD_PROJECT",
+        "ATLAS_RETRIEVAL_URL",
+        "ATLAS_LLM_CHAIN",
+        "ATLAS_QDRANT_PATH",
+        "ATLAS_QDRANT_URL",
+        "ATLAS_LEASE_S",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ATLAS_PROJECT", "p")
     monkeypatch.setenv("ATLAS_RETRIEVAL_URL", "http://127.0.0.1:9/")

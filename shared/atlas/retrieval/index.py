@@ -7,6 +7,8 @@ unchanged ones left alone, so re-ingesting the same files embeds nothing.
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +75,10 @@ class KnowledgeIndex:
             self._collection,
             vectors_config={DENSE: models.VectorParams(size=self._embedder.dimension, distance=models.Distance.COSINE)},
         )
-        self._client.create_payload_index(self._collection, "source", models.PayloadSchemaType.KEYWORD)
+        with warnings.catch_warnings():
+            # Local mode ignores payload indexes (and says so); a managed cluster needs this one for filters.
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect", category=UserWarning)
+            self._client.create_payload_index(self._collection, "source", models.PayloadSchemaType.KEYWORD)
 
     def count(self) -> int:
         return self._client.count(self._collection, exact=True).count
