@@ -13,11 +13,12 @@ from typing import Any
 
 import flask
 import functions_framework
+from pydantic import BaseModel, ValidationError
+
 from atlas import config
 from atlas.errors import AtlasError, ConfigError
 from atlas.logs import configure_logging
 from atlas.retrieval.service import IngestRequest, RetrievalService, SearchRequest
-from pydantic import BaseModel, ValidationError
 
 SETTINGS = config.load(config.RetrievalSettings)
 configure_logging()

@@ -11,14 +11,15 @@ from __future__ import annotations
 import functools
 
 import functions_framework
+from cloudevents.http import CloudEvent
+from google.cloud import firestore
+
 from atlas import config
 from atlas.llm import ProviderChain
 from atlas.logs import configure_logging
 from atlas.pipeline import PipelineDeps, process_event
 from atlas.retrieval_client import RetrievalClient
 from atlas.store import TaskStore
-from cloudevents.http import CloudEvent
-from google.cloud import firestore
 
 SETTINGS = config.load(config.WorkerSettings)
 configure_logging(SETTINGS.log_level)

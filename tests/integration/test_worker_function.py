@@ -6,8 +6,8 @@ import functions_framework
 import pytest
 from google.cloud import firestore
 
-from support import TEST_PROJECT
 from stack import REPO
+from support import TEST_PROJECT
 
 
 def envelope(data: bytes, message_id: str) -> dict:

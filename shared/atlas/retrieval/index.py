@@ -8,7 +8,6 @@ unchanged ones left alone, so re-ingesting the same files embeds nothing.
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
