@@ -1,6 +1,7 @@
 """End to end: publish to the Pub/Sub emulator; the push subscription drives the worker under
 functions-framework, which asks the retrieval function (HTTP) and a local OpenAI-compatible server."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ def atlas_stack(emulators, _fake_openai_server, model_dir, tmp_path_factory):
     )
     state = stack.start()
     saved = dict(os.environ)
-    os.environ.update(state.client_env())
+    os.environ.update(state.client_env(), ATLAS_TASKS_COLLECTION=collection)
     try:
         assert cli.main(["ingest", "knowledge"]) == 0
         yield state, TaskStore(firestore.Client(project=TEST_PROJECT), collection)
@@ -132,3 +133,18 @@ def test_same_task_id_published_twice_is_generated_once(atlas_stack, fake_openai
     time.sleep(2)
     assert len(fake_openai.completions()) == 1
     assert store.get_raw("dup-1")["attempts"] == 1
+
+
+def test_cli_submit_wait_prints_the_document_with_json_as_last_line(atlas_stack, capsys):
+    code = cli.main(["submit", "Design a metrics and alerting stack", "--task-id", "cli-1", "--cloud", "gcp",
+                     "--wait", "--timeout", "60"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert any("status: SUCCEEDED" in line for line in out)
+    last = json.loads(out[-1])
+    assert last["task_id"] == "cli-1" and last["status"] == "succeeded" and last["hints"] == {"cloud": "gcp"}
+
+
+def test_cli_show_of_an_unknown_task_exits_1(atlas_stack, capsys):
+    assert cli.main(["show", "no-such-task"]) == 1
+    assert "no task no-such-task" in capsys.readouterr().err
