@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -35,6 +35,15 @@ DEFAULT_KNOWLEDGE_COLLECTION = "atlas-knowledge"
 Provider = Literal["openai", "azure_openai", "gemini", "vertex", "openai_compatible"]
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class ChainEntry(BaseModel):
     """One LLM provider of the fallback chain, tried in the order given."""
 
@@ -42,17 +51,10 @@ class ChainEntry(BaseModel):
 
     provider: Provider
     model: str = Field(min_length=1)
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
     api_key_env: str | None = None
     timeout_s: float = Field(default=60.0, gt=0, le=600)
     max_output_tokens: int = Field(default=4096, gt=0, le=65536)
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url_is_http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        return value
 
     @model_validator(mode="after")
     def _base_url_where_needed(self) -> ChainEntry:
@@ -86,38 +88,24 @@ class CoreSettings(_Settings):
 class WorkerSettings(CoreSettings):
     """The worker function: where retrieval lives, how long a task may hold its lease, the LLM chain."""
 
-    retrieval_url: str = Field(min_length=1)
+    retrieval_url: HttpUrl
     retrieval_auth: Literal["auto", "none", "id_token"] = "auto"
     retrieval_timeout_s: float = Field(default=30.0, gt=0, le=300)
     retrieval_top_k: int = Field(default=6, ge=1, le=50)
     lease_s: int = Field(default=300, ge=10, le=3600)
     llm_chain: tuple[ChainEntry, ...] = DEFAULT_CHAIN
 
-    @field_validator("retrieval_url")
-    @classmethod
-    def _retrieval_url_is_http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
-
 
 class RetrievalSettings(_Settings):
     """The retrieval function: which Qdrant (a local folder or a managed URL) and which model."""
 
     qdrant_path: Path | None = None
-    qdrant_url: str | None = None
+    qdrant_url: HttpUrl | None = None
     qdrant_api_key: SecretStr | None = None
     knowledge_collection: str = Field(default=DEFAULT_KNOWLEDGE_COLLECTION, min_length=1)
     embedding_model_dir: Path
     embedding_threads: int | None = Field(default=None, ge=1, le=64)
     max_ingest_documents: int = Field(default=500, ge=1, le=10000)
-
-    @field_validator("qdrant_url")
-    @classmethod
-    def _qdrant_url_is_http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
 
     @model_validator(mode="after")
     def _one_backend(self) -> RetrievalSettings:
