@@ -28,7 +28,6 @@ from atlas.errors import ConfigError
 
 ENV_PREFIX = "ATLAS_"
 DEFAULT_TOPIC = "atlas-tasks"
-DEFAULT_DLQ_TOPIC = "atlas-tasks-dlq"
 DEFAULT_TASKS_COLLECTION = "tasks"
 DEFAULT_KNOWLEDGE_COLLECTION = "atlas-knowledge"
 
