@@ -118,7 +118,7 @@ class RetrievalSettings(_Settings):
 class CliSettings(CoreSettings):
     """The ``atlas`` command: the task side, plus where to send ingestion."""
 
-    retrieval_url: str = "http://127.0.0.1:8081"
+    retrieval_url: HttpUrl = "http://127.0.0.1:8081"
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -109,11 +109,16 @@ def _vertex_token_provider() -> Callable[[], str]:
     return token
 
 
+def key_env_for(entry: ChainEntry) -> str | None:
+    """The environment variable holding ``entry``'s API key: its own ``api_key_env`` or the provider's default."""
+    return entry.api_key_env or DEFAULT_KEY_ENV.get(entry.provider)
+
+
 def entry_is_configured(entry: ChainEntry, environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
     """Whether ``entry`` has what it needs to be tried (its API key, where it needs one)."""
-    key_env = entry.api_key_env or DEFAULT_KEY_ENV.get(entry.provider)
+    key_env = key_env_for(entry)
     if entry.provider in ("openai_compatible", "vertex"):
-        return entry.api_key_env is None or bool(environ.get(entry.api_key_env))
+        return key_env is None or bool(environ.get(key_env))
     return bool(key_env and environ.get(key_env))
 
 
@@ -146,7 +151,7 @@ class ProviderChain:
     def _api_key(self, entry: ChainEntry) -> str | Callable[[], str]:
         if entry.provider == "vertex" and entry.api_key_env is None:
             return _vertex_token_provider()
-        key_env = entry.api_key_env or DEFAULT_KEY_ENV.get(entry.provider)
+        key_env = key_env_for(entry)
         return (self._environ.get(key_env) if key_env else None) or NO_KEY_NEEDED
 
     def generate_json(
