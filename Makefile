@@ -7,16 +7,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUILD_VENV := $(STATE)/build-venv
 MODEL_DIR := $(STATE)/models/all-MiniLM-L6-v2
+# int8 (about 23 MB) is the model the retrieval bundle ships: fp32 (90 MB) leaves no room under the
+# 100 MB source limit of Cloud Functions.
+MODEL_INT8_DIR := $(MODEL_DIR)-int8
+CHECKOV_VENV := $(STATE)/checkov-venv
+CHECKOV_ARGS := --directory terraform --framework terraform --skip-download --compact --quiet \
+	--external-checks-dir infra/checkov
 export ATLAS_EMBEDDING_MODEL_DIR ?= $(abspath $(MODEL_DIR))
 
-.PHONY: setup test lint unit demo up down clean help
+.PHONY: setup test lint unit demo up down clean help checkov package
 
 help:
 	@echo "make demo   run a task end to end on the local emulators (no key: a degraded brief)"
 	@echo "make test   run the whole test suite (lint, unit, integration, end-to-end)"
 	@echo "make up     start the local stack and keep it running; make down stops it"
 
-setup: $(VENV)/.installed $(MODEL_DIR)/atlas-model.json
+setup: $(VENV)/.installed $(MODEL_DIR)/atlas-model.json $(MODEL_INT8_DIR)/atlas-model.json
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Atlas needs Python 3.11 or newer"'
@@ -34,7 +40,24 @@ $(BUILD_VENV)/.installed: requirements-build.txt
 $(MODEL_DIR)/atlas-model.json: scripts/build_embedding_model.py | $(BUILD_VENV)/.installed
 	$(BUILD_VENV)/bin/python scripts/build_embedding_model.py --out $(MODEL_DIR)
 
-lint: setup
+$(MODEL_INT8_DIR)/atlas-model.json: $(MODEL_DIR)/atlas-model.json | $(BUILD_VENV)/.installed
+	$(BUILD_VENV)/bin/python scripts/build_embedding_model.py --out $(MODEL_DIR) --quantize
+
+# checkov lives in its own venv: it ships a module named hcl2 that clashes with python-hcl2 (tests/infra).
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+# Zero failed checks, or this fails; every skip is justified inline (#checkov:skip=ID:why).
+checkov: $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov $(CHECKOV_ARGS)
+
+# dist/worker-<hash>.zip, dist/retrieval-<hash>.zip and dist/manifest.json, which terraform/ reads.
+package: setup
+	$(PY) scripts/package_functions.py --out dist --model-dir $(MODEL_INT8_DIR)
+
+lint: setup checkov
 	$(VENV)/bin/ruff check shared functions infra scripts tests
 	terraform fmt -check -recursive terraform
 

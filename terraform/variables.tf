@@ -1,16 +1,28 @@
+# --- Where -------------------------------------------------------------------------------------
+
 variable "project_id" {
-  description = "The Google Cloud project that holds this environment (one project per environment)."
+  description = "The Google Cloud project of this environment (one project per environment: names are fixed)."
   type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a Google Cloud project id: 6 to 30 lowercase letters, digits or hyphens."
+  }
 }
 
 variable "region" {
-  description = "Region of the functions, the source bucket and the Firestore database."
+  description = "Region of the functions, the source bucket, the Artifact Registry repository and Firestore."
   type        = string
   default     = "europe-west1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must be a Google Cloud region such as europe-west1."
+  }
 }
 
 variable "environment" {
-  description = "Environment name, used as a label: dev, staging or prod."
+  description = "Environment name: dev, staging or prod (a label on every resource; picks a few safety defaults)."
   type        = string
 
   validation {
@@ -19,49 +31,255 @@ variable "environment" {
   }
 }
 
+# --- Names shared with the code (shared/atlas/config.py and infra/local/stack.py) -------------------
+
 variable "topic_name" {
-  description = "Pub/Sub topic that receives tasks; the DLQ topic and the subscriptions are named after it."
+  description = "Task topic (ATLAS_TOPIC; code default DEFAULT_TOPIC). The DLQ topic and the subscriptions are named after it."
   type        = string
   default     = "atlas-tasks"
-}
-
-variable "tasks_collection" {
-  description = "Firestore collection that holds the task documents (ATLAS_TASKS_COLLECTION)."
-  type        = string
-  default     = "tasks"
-}
-
-variable "knowledge_collection" {
-  description = "Qdrant collection that holds the knowledge base (ATLAS_KNOWLEDGE_COLLECTION)."
-  type        = string
-  default     = "atlas-knowledge"
-}
-
-variable "worker_bundle" {
-  description = "Path to the worker source zip built by the packaging script (relative to this directory)."
-  type        = string
-  default     = "../dist/worker.zip"
-}
-
-variable "retrieval_bundle" {
-  description = "Path to the retrieval source zip (code and embedding model) built by the packaging script (relative to this directory)."
-  type        = string
-  default     = "../dist/retrieval.zip"
-}
-
-variable "llm_chain" {
-  description = "ATLAS_LLM_CHAIN as a JSON list of providers; \"[]\" leaves it unset, so the code's default chain applies."
-  type        = string
-  default     = "[]"
 
   validation {
-    condition     = can(jsondecode(var.llm_chain)) && startswith(trimspace(var.llm_chain), "[")
-    error_message = "llm_chain must be a JSON list, e.g. \"[]\"."
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9._~%+-]{2,200}$", var.topic_name)) && !startswith(var.topic_name, "goog")
+    error_message = "topic_name must be a valid Pub/Sub topic id (3 to 201 characters, starting with a letter, not goog)."
   }
 }
 
+variable "tasks_collection" {
+  description = "Firestore collection of the task documents (ATLAS_TASKS_COLLECTION; code default DEFAULT_TASKS_COLLECTION)."
+  type        = string
+  default     = "tasks"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,100}$", var.tasks_collection))
+    error_message = "tasks_collection must match ^[A-Za-z0-9_-]{1,100}$, as the code requires."
+  }
+}
+
+variable "knowledge_collection" {
+  description = "Qdrant collection of the knowledge base (ATLAS_KNOWLEDGE_COLLECTION; code default DEFAULT_KNOWLEDGE_COLLECTION)."
+  type        = string
+  default     = "atlas-knowledge"
+
+  validation {
+    condition     = length(var.knowledge_collection) > 0
+    error_message = "knowledge_collection must not be empty."
+  }
+}
+
+# --- Delivery ------------------------------------------------------------------------------------
+
+variable "ack_deadline_seconds" {
+  description = "Ack deadline of the worker's push subscription: how long Pub/Sub waits for the worker's answer. Must be at least the worker's timeout (functions.tf), or a task still running is delivered again."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.ack_deadline_seconds >= 10 && var.ack_deadline_seconds <= 600
+    error_message = "ack_deadline_seconds must be between 10 and 600 (Pub/Sub's limits)."
+  }
+}
+
+variable "retry_minimum_backoff_seconds" {
+  description = "Smallest delay before a failed push is retried (the local stack uses 1 s)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.retry_minimum_backoff_seconds >= 0 && var.retry_minimum_backoff_seconds <= 600
+    error_message = "retry_minimum_backoff_seconds must be between 0 and 600."
+  }
+}
+
+variable "retry_maximum_backoff_seconds" {
+  description = "Largest delay before a failed push is retried (the local stack uses 10 s)."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.retry_maximum_backoff_seconds >= 0 && var.retry_maximum_backoff_seconds <= 600
+    error_message = "retry_maximum_backoff_seconds must be between 0 and 600."
+  }
+}
+
+variable "max_delivery_attempts" {
+  description = "Deliveries of one message before it is moved to the dead-letter topic (the local stack uses 5)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "max_delivery_attempts must be between 5 and 100 (Pub/Sub's limits)."
+  }
+}
+
+variable "dead_letter_retention_days" {
+  description = "How long dead letters wait in the -dlq-inspect subscription (1 to 7 days)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.dead_letter_retention_days >= 1 && var.dead_letter_retention_days <= 7
+    error_message = "dead_letter_retention_days must be between 1 and 7."
+  }
+}
+
+# --- Functions -----------------------------------------------------------------------------------
+
+variable "bundle_manifest" {
+  description = "Path of dist/manifest.json written by scripts/package_functions.py (relative to this directory); it names each bundle's zip and content hash."
+  type        = string
+  default     = "../dist/manifest.json"
+}
+
+variable "worker_max_instances" {
+  description = "Upper bound of worker instances (each runs up to 8 tasks at once): caps the cost and the LLM request rate."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.worker_max_instances >= 1 && var.worker_max_instances <= 100
+    error_message = "worker_max_instances must be between 1 and 100."
+  }
+}
+
+variable "retrieval_min_instances" {
+  description = "Retrieval instances kept warm (0: scale to zero; 1 avoids the model's cold start, at the price of an idle instance)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.retrieval_min_instances >= 0 && var.retrieval_min_instances <= 3
+    error_message = "retrieval_min_instances must be between 0 and 3."
+  }
+}
+
+variable "retrieval_max_instances" {
+  description = "Upper bound of retrieval instances with a managed Qdrant (the embedded store is capped at one instance)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.retrieval_max_instances >= 1 && var.retrieval_max_instances <= 50
+    error_message = "retrieval_max_instances must be between 1 and 50."
+  }
+}
+
+variable "log_level" {
+  description = "ATLAS_LOG_LEVEL of both functions."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be one of DEBUG, INFO, WARNING, ERROR."
+  }
+}
+
+variable "llm_chain" {
+  description = "ATLAS_LLM_CHAIN: the LLM providers, tried in order. Every api_key_env becomes a Secret Manager secret mounted into the worker under that name. The default is the code's DEFAULT_CHAIN."
+  type = list(object({
+    provider          = string
+    model             = string
+    base_url          = optional(string)
+    api_key_env       = optional(string)
+    timeout_s         = optional(number)
+    max_output_tokens = optional(number)
+  }))
+  default = [
+    { provider = "openai", model = "gpt-4o-mini", api_key_env = "OPENAI_API_KEY" },
+  ]
+
+  validation {
+    condition = alltrue([
+      for entry in var.llm_chain : contains(["openai", "azure_openai", "gemini", "vertex", "openai_compatible"], entry.provider)
+    ])
+    error_message = "each llm_chain provider must be one of openai, azure_openai, gemini, vertex, openai_compatible."
+  }
+
+  validation {
+    condition = alltrue([
+      for entry in var.llm_chain : entry.api_key_env == null ? true : can(regex("^[A-Z][A-Z0-9_]*$", entry.api_key_env))
+    ])
+    error_message = "each llm_chain api_key_env must be an environment variable name in upper case (e.g. OPENAI_API_KEY)."
+  }
+
+  validation {
+    condition = alltrue([
+      for entry in var.llm_chain : contains(["azure_openai", "vertex", "openai_compatible"], entry.provider) ? entry.base_url != null : true
+    ])
+    error_message = "azure_openai, vertex and openai_compatible entries need a base_url."
+  }
+}
+
+# --- Qdrant --------------------------------------------------------------------------------------
+
 variable "qdrant_url" {
-  description = "Managed Qdrant URL (ATLAS_QDRANT_URL); empty means the embedded, per-instance store in /tmp/qdrant."
+  description = "URL of an existing managed Qdrant (ATLAS_QDRANT_URL); its API key goes into the secret atlas-qdrant-api-key. Empty, and qdrant_cloud_enabled false: the embedded store in /tmp/qdrant (dev only)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.qdrant_url == "" || startswith(var.qdrant_url, "https://")
+    error_message = "qdrant_url must be empty or start with https://."
+  }
+}
+
+variable "qdrant_cloud_enabled" {
+  description = "Create a Qdrant Cloud cluster and a key scoped to the knowledge collection (qdrant.tf) through the qdrant/qdrant-cloud provider; needs QDRANT_CLOUD_API_KEY (a management key) in the environment."
+  type        = bool
+  default     = false
+}
+
+variable "qdrant_cloud_account_id" {
+  description = "Qdrant Cloud account id (only with qdrant_cloud_enabled)."
+  type        = string
+  default     = ""
+}
+
+variable "qdrant_cloud_region" {
+  description = "GCP region of the Qdrant Cloud cluster (only with qdrant_cloud_enabled); keep it close to var.region."
+  type        = string
+  default     = "europe-west3"
+}
+
+variable "qdrant_cloud_package" {
+  description = "CPU and memory of the Qdrant Cloud node package to book (only with qdrant_cloud_enabled)."
+  type = object({
+    cpu = string
+    ram = string
+  })
+  default = { cpu = "500m", ram = "2Gi" }
+}
+
+# --- Firestore -----------------------------------------------------------------------------------
+
+variable "firestore_delete_protection" {
+  description = "Refuse to delete the Firestore database (turn off only to tear an environment down)."
+  type        = bool
+  default     = true
+}
+
+variable "firestore_backup_retention_days" {
+  description = "How long the daily Firestore backups are kept (1 to 98 days)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.firestore_backup_retention_days >= 1 && var.firestore_backup_retention_days <= 98
+    error_message = "firestore_backup_retention_days must be between 1 and 98."
+  }
+}
+
+variable "task_ttl_field" {
+  description = "Timestamp field of a task document after which Firestore's TTL deletes it; the worker must set it on finished tasks only (see docs/deploy.md)."
+  type        = string
+  default     = "expire_at"
+}
+
+# --- CI ------------------------------------------------------------------------------------------
+
+variable "state_bucket" {
+  description = "Bucket of the Terraform state (created at bootstrap, docs/deploy.md); the deployer account gets access to it. Empty: no grant."
   type        = string
   default     = ""
 }

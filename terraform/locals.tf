@@ -1,0 +1,75 @@
+# Names, timings and the functions' environment, in one place so that they can be read (and tested) together.
+
+locals {
+  labels = { app = "atlas", environment = var.environment }
+
+  # --- Timings: one chain of inequalities, checked by tests/infra and by preconditions --------------
+  # worker timeout (240 s) <= lease (300 s) and <= ack deadline (300 s):
+  # - the ack deadline is counted from when Pub/Sub sends the push; the timeout from when the instance
+  #   receives it. 60 s of margin for a cold start and the network keep Pub/Sub from delivering a task
+  #   again while its first attempt may still run;
+  # - the lease outlives the attempt that holds it (the platform kills the attempt at the timeout), so a
+  #   delivery that takes an expired lease over never races a live one.
+  # Inside the worker: retrieval (30 s) + the LLM chain (60 s per entry by default) fit in 240 s for up to
+  # three entries.
+  worker_timeout_s       = 240
+  lease_s                = 300
+  retrieval_timeout_s    = 60 # the retrieval function's own timeout
+  retrieval_call_timeout = 30 # the worker's client timeout, below the function's
+
+  # --- The code's Pub/Sub topology (infra/local/stack.py creates the same names locally) ----------
+  dlq_topic_name      = "${var.topic_name}-dlq"
+  dlq_inspect_name    = "${var.topic_name}-dlq-inspect"
+  worker_subscription = "${var.topic_name}-worker"
+
+  # --- Qdrant: exactly one backend ---------------------------------------------------------------
+  qdrant_managed = var.qdrant_cloud_enabled || var.qdrant_url != ""
+  qdrant_url     = var.qdrant_cloud_enabled ? one(qdrant-cloud_accounts_cluster.knowledge[*].url) : var.qdrant_url
+
+  # --- LLM keys: every api_key_env of the chain is a secret, mounted under that name -------------
+  llm_key_envs = toset(compact([for entry in var.llm_chain : entry.api_key_env]))
+  llm_chain_json = jsonencode([
+    for entry in var.llm_chain : { for key, value in entry : key => value if value != null }
+  ])
+
+  # --- Environment of each function ---------------------------------------------------------------
+  # tests/infra/test_terraform_contract.py checks these maps against the pydantic settings classes
+  # (WorkerSettings, RetrievalSettings in shared/atlas/config.py): a new setting fails that test until it
+  # is set here. Keep them literal maps (one key per line) so that the test can read them.
+  worker_env = {
+    ATLAS_PROJECT             = var.project_id
+    ATLAS_TOPIC               = var.topic_name
+    ATLAS_TASKS_COLLECTION    = var.tasks_collection
+    ATLAS_LOG_LEVEL           = var.log_level
+    ATLAS_RETRIEVAL_URL       = google_cloudfunctions2_function.retrieval.service_config[0].uri
+    ATLAS_RETRIEVAL_AUTH      = "id_token"
+    ATLAS_RETRIEVAL_TIMEOUT_S = local.retrieval_call_timeout
+    ATLAS_RETRIEVAL_TOP_K     = 6
+    ATLAS_LEASE_S             = local.lease_s
+    ATLAS_LLM_CHAIN           = local.llm_chain_json
+  }
+
+  retrieval_env = {
+    ATLAS_KNOWLEDGE_COLLECTION = var.knowledge_collection
+    ATLAS_EMBEDDING_MODEL_DIR  = "/workspace/model" # the bundle's model/ folder; /workspace is the source root
+    ATLAS_EMBEDDING_THREADS    = 1                  # one vCPU: more ONNX threads only contend
+    ATLAS_MAX_INGEST_DOCUMENTS = 500
+  }
+
+  # The embedded store: memory-backed /tmp, per instance, lost when the instance stops (dev only).
+  retrieval_env_embedded_qdrant = {
+    ATLAS_QDRANT_PATH = "/tmp/qdrant"
+  }
+
+  retrieval_env_managed_qdrant = {
+    ATLAS_QDRANT_URL = local.qdrant_url
+  }
+
+  # Environment variable => Secret Manager secret id.
+  worker_secret_env = { for name in local.llm_key_envs : name => "atlas-${lower(replace(name, "_", "-"))}" }
+
+  retrieval_secret_env_managed_qdrant = {
+    ATLAS_QDRANT_API_KEY = "atlas-qdrant-api-key"
+  }
+  retrieval_secret_env = local.qdrant_managed ? local.retrieval_secret_env_managed_qdrant : {}
+}
