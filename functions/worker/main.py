@@ -12,14 +12,11 @@ import functools
 
 import functions_framework
 from cloudevents.http import CloudEvent
-from google.cloud import firestore
 
 from atlas import config
-from atlas.llm import ProviderChain
 from atlas.logs import configure_logging
 from atlas.pipeline import PipelineDeps, process_event
-from atlas.retrieval_client import RetrievalClient
-from atlas.store import TaskStore
+from atlas.worker import build_deps
 
 SETTINGS = config.load(config.WorkerSettings)
 configure_logging(SETTINGS.log_level)
@@ -27,15 +24,7 @@ configure_logging(SETTINGS.log_level)
 
 @functools.cache
 def _deps() -> PipelineDeps:
-    return PipelineDeps(
-        store=TaskStore(firestore.Client(project=SETTINGS.project), SETTINGS.tasks_collection),
-        retriever=RetrievalClient(
-            SETTINGS.retrieval_url, timeout_s=SETTINGS.retrieval_timeout_s, auth=SETTINGS.retrieval_auth
-        ),
-        chain=ProviderChain(SETTINGS.llm_chain),
-        top_k=SETTINGS.retrieval_top_k,
-        lease_s=SETTINGS.lease_s,
-    )
+    return build_deps(SETTINGS)
 
 
 @functions_framework.cloud_event

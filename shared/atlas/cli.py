@@ -90,23 +90,47 @@ def _follow_and_print(settings: config.CliSettings, task_id: str, timeout_s: flo
     return _exit_code(document)
 
 
-def follow_task(store: Any, task_id: str, *, timeout_s: float) -> dict[str, Any] | None:
-    """Poll the task document until it is terminal or ``timeout_s`` passes; report changes on stderr."""
+def follow_task(store: Any, task_id: str, *, timeout_s: float, live: bool = True) -> dict[str, Any] | None:
+    """Poll the task document until it is terminal or ``timeout_s`` passes.
+
+    Status and stage changes are reported on stderr, and (with ``live``) so is the design as it streams:
+    the new text as it grows, and a note when a fallback entry restarts it.
+    """
     started = time.monotonic()
     seen: tuple[str, str] | None = None
+    shown = ("", "")  # (entry, partial text) already printed
     document = None
     while True:
         document = store.get_raw(task_id)
         if document is not None:
             now = (str(document.get("status")), str(document.get("stage")))
             if now != seen:
+                if shown[1] and now[0] != TaskStatus.RUNNING:
+                    print(file=sys.stderr)
                 print(f"[{time.monotonic() - started:5.1f}s] {now[0]} · {now[1]}", file=sys.stderr)
                 seen = now
+            if live:
+                shown = _show_partial(shown, str(document.get("partial_entry") or ""), document.get("partial") or "")
             if TaskStatus(document.get("status", "queued")).is_terminal:
                 return document
         if time.monotonic() - started > timeout_s:
             return document
         time.sleep(POLL_INTERVAL_S)
+
+
+def _show_partial(shown: tuple[str, str], entry: str, text: str) -> tuple[str, str]:
+    """Print what is new in the streamed ``text`` since ``shown``; say so when another entry restarts it."""
+    shown_entry, shown_text = shown
+    if not text or (entry, text) == shown:
+        return shown
+    if entry != shown_entry or not text.startswith(shown_text):
+        if shown_text:
+            print(file=sys.stderr)
+        print(f"── streaming from {entry} ──", file=sys.stderr)
+        shown_text = ""
+    sys.stderr.write(text[len(shown_text) :])
+    sys.stderr.flush()
+    return entry, text
 
 
 def _print_document(document: dict[str, Any]) -> None:

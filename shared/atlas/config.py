@@ -30,6 +30,7 @@ ENV_PREFIX = "ATLAS_"
 DEFAULT_TOPIC = "atlas-tasks"
 DEFAULT_TASKS_COLLECTION = "tasks"
 DEFAULT_KNOWLEDGE_COLLECTION = "atlas-knowledge"
+DEFAULT_BUDGET_COLLECTION = "atlas-budget"
 
 Provider = Literal["openai", "azure_openai", "gemini", "vertex", "openai_compatible"]
 
@@ -92,7 +93,26 @@ class WorkerSettings(CoreSettings):
     retrieval_timeout_s: float = Field(default=30.0, gt=0, le=300)
     retrieval_top_k: int = Field(default=6, ge=1, le=50)
     lease_s: int = Field(default=300, ge=10, le=3600)
+    task_deadline_s: int = Field(default=240, ge=5, le=3600)
+    max_delivery_attempts: int = Field(default=5, ge=1, le=100)
     llm_chain: tuple[ChainEntry, ...] = DEFAULT_CHAIN
+    llm_attempts_per_entry: int = Field(default=3, ge=1, le=10)
+    llm_stall_s: float = Field(default=20.0, gt=0, le=600)
+    llm_cooldown_s: float = Field(default=60.0, ge=0, le=3600)
+    llm_retry_after_cap_s: float = Field(default=20.0, ge=0, le=600)
+    input_token_budget: int = Field(default=8000, ge=2000, le=1_000_000)
+    daily_budget_usd: float | None = Field(default=None, gt=0)
+    over_budget: Literal["fail", "cheapest"] = "fail"
+    budget_collection: str = Field(default=DEFAULT_BUDGET_COLLECTION, pattern=r"^[A-Za-z0-9_-]{1,100}$")
+
+    @model_validator(mode="after")
+    def _deadline_inside_lease(self) -> WorkerSettings:
+        if self.task_deadline_s >= self.lease_s:
+            raise ValueError(
+                f"ATLAS_TASK_DEADLINE_S ({self.task_deadline_s}) must be shorter than ATLAS_LEASE_S "
+                f"({self.lease_s}), or a running task could lose its lease to a redelivery"
+            )
+        return self
 
 
 class RetrievalSettings(_Settings):
@@ -105,6 +125,15 @@ class RetrievalSettings(_Settings):
     embedding_model_dir: Path
     embedding_threads: int | None = Field(default=None, ge=1, le=64)
     max_ingest_documents: int = Field(default=500, ge=1, le=10000)
+    # Hybrid search (docs/retrieval.md says how the defaults were measured).
+    fusion: Literal["rrf", "dbsf"] = "dbsf"
+    prefetch_limit: int = Field(default=100, ge=10, le=1000)
+    rrf_k: int = Field(default=2, ge=1, le=1000)
+    local_scoring: Literal["inprocess", "qdrant"] = "inprocess"
+    chunk_max_chars: int = Field(default=1200, ge=200, le=20000)
+    chunk_overlap_chars: int = Field(default=200, ge=0, le=5000)
+    query_cache_size: int = Field(default=1024, ge=0, le=1_000_000)
+    query_cache_ttl_s: float = Field(default=300.0, gt=0, le=86400)
 
     @model_validator(mode="after")
     def _one_backend(self) -> RetrievalSettings:
@@ -112,6 +141,8 @@ class RetrievalSettings(_Settings):
             raise ValueError(
                 "set ATLAS_QDRANT_PATH (a folder, the embedded default) or ATLAS_QDRANT_URL (managed Qdrant)"
             )
+        if self.chunk_overlap_chars >= self.chunk_max_chars:
+            raise ValueError("ATLAS_CHUNK_OVERLAP_CHARS must be smaller than ATLAS_CHUNK_MAX_CHARS")
         return self
 
 

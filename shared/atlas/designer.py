@@ -2,21 +2,26 @@
 
 Sources are labelled S1..Sn in rank order and fenced in ``<source>`` tags as untrusted data. The
 model's answer must parse as a :class:`~atlas.design.Design` and cite only those labels; anything else
-counts as invalid output and the chain moves to its next entry.
+is invalid output: the same entry gets one repair request (``design_repair.md``, with the error), then
+the chain moves to its next entry.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
 from string import Template
 
 from pydantic import ValidationError
 
+from atlas.config import ChainEntry
 from atlas.design import Design
-from atlas.llm import Generation, InvalidOutputError, NoProvider, ProviderChain, parse_json_object
+from atlas.llm import Attempt, ChainFailure, Generation, InvalidOutputError, ProviderChain, TextSink, parse_json_object
 from atlas.models import Source, TaskMessage
+from atlas.packing import Packed, estimate_message_tokens, pack_sources
+from atlas.retry import Deadline
 
 SCHEMA_NAME = "architecture_design"
 
@@ -69,11 +74,43 @@ def parse_design(content: str, labels: set[str]) -> Design:
     return design
 
 
-def write_design(chain: ProviderChain, task: TaskMessage, sources: list[Source]) -> Generation[Design] | NoProvider:
+def repair_messages(messages: list[dict[str, str]], bad_output: str, error: str) -> list[dict[str, str]]:
+    """``messages`` followed by the invalid answer and a request to fix it."""
+    return [
+        *messages,
+        {"role": "assistant", "content": bad_output},
+        {"role": "user", "content": _template("design_repair.md").substitute(error=error)},
+    ]
+
+
+def fit_sources(task: TaskMessage, sources: list[Source], *, input_token_budget: int) -> Packed:
+    """The distinct sources that fit the input budget once the prompt itself is counted, labelled S1..Sn."""
+    overhead = estimate_message_tokens(build_messages(task, []))
+    packed = pack_sources(sources, budget_tokens=max(0, input_token_budget - overhead))
+    labelled = [source.model_copy(update={"label": source_label(rank)}) for rank, source in enumerate(packed.sources)]
+    return Packed(labelled, packed.duplicates, packed.dropped, packed.truncated, packed.tokens + overhead)
+
+
+def write_design(
+    chain: ProviderChain,
+    task: TaskMessage,
+    sources: list[Source],
+    *,
+    deadline: Deadline,
+    on_text: TextSink | None = None,
+    on_attempt: Callable[[Attempt], None] | None = None,
+    entries: Sequence[ChainEntry] | None = None,
+) -> Generation[Design] | ChainFailure:
+    """Ask ``chain`` for a design of ``task`` grounded in ``sources`` (already packed and labelled)."""
     labels = {source_label(rank) for rank in range(len(sources))}
     return chain.generate_json(
         build_messages(task, sources),
         schema_name=SCHEMA_NAME,
         schema=design_schema(),
         parse=lambda content: parse_design(content, labels),
+        repair=repair_messages,
+        deadline=deadline,
+        on_text=on_text,
+        on_attempt=on_attempt,
+        entries=entries,
     )

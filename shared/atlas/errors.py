@@ -44,6 +44,18 @@ class InvalidTaskError(PermanentError):
         self.task_id = task_id
 
 
+class ContentRefusedError(PermanentError):
+    """Every LLM provider that answered refused the task's content."""
+
+    code = "content_refused"
+
+
+class BudgetExhaustedError(PermanentError):
+    """The daily LLM budget is spent and the configuration says to fail rather than use a cheaper entry."""
+
+    code = "budget_exhausted"
+
+
 class RetrievalRequestError(PermanentError):
     """The retrieval service rejected the request (a 4xx): a bug or a mismatch, not an outage."""
 
@@ -60,6 +72,12 @@ class LLMUnavailableError(TransientError):
     """Every configured LLM provider failed, and at least one of them only for now (429, 5xx, network)."""
 
     code = "llm_unavailable"
+
+
+class LeaseLostError(TransientError):
+    """Another delivery took this task over while this one was still working on it; stop and let it finish."""
+
+    code = "lease_lost"
 
 
 class TaskBusyError(TransientError):

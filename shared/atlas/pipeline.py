@@ -18,12 +18,28 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from google.cloud import firestore
+
 from atlas.brief import CONFIGURE_PROVIDER_HINT, build_brief
-from atlas.designer import source_label, write_design
+from atlas.budget import DailyBudget
+from atlas.config import ChainEntry
+from atlas.designer import fit_sources, write_design
 from atlas.envelope import MAX_MESSAGE_BYTES, PushedMessage, decode_task
-from atlas.errors import AtlasError, InvalidTaskError, PermanentError, TaskBusyError, TransientError
-from atlas.llm import NoProvider, ProviderChain
+from atlas.errors import (
+    AtlasError,
+    BudgetExhaustedError,
+    ContentRefusedError,
+    InvalidTaskError,
+    LeaseLostError,
+    LLMUnavailableError,
+    PermanentError,
+    TaskBusyError,
+    TransientError,
+)
+from atlas.llm import ChainFailure, Generation, ProviderChain
 from atlas.models import Source, TaskError, TaskStatus
+from atlas.partial import PartialWriter
+from atlas.retry import Deadline
 from atlas.store import ClaimResult, TaskStore
 
 log = logging.getLogger("atlas.pipeline")
@@ -37,6 +53,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     REJECTED = "rejected"  # not a valid task; recorded as failed (or only logged) and acknowledged
     DUPLICATE = "duplicate"  # the task had already finished; acknowledged, nothing done
+    SUPERSEDED = "superseded"  # another delivery took the task over mid-way; it finishes the task
 
 
 class Retriever(Protocol):
@@ -45,13 +62,18 @@ class Retriever(Protocol):
 
 @dataclass(frozen=True)
 class PipelineDeps:
-    """What a task needs from the outside world; built once per instance by the adapter."""
+    """What a task needs from the outside world and its limits; built once per instance by the adapter."""
 
     store: TaskStore
     retriever: Retriever
     chain: ProviderChain
     top_k: int
     lease_s: int
+    task_deadline_s: float = 240.0
+    max_delivery_attempts: int = 5
+    input_token_budget: int = 8000
+    budget: DailyBudget | None = None
+    over_budget: str = "fail"  # or "cheapest"
 
 
 def new_owner() -> str:
@@ -87,59 +109,111 @@ def process_message(pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
     log.info("task claimed", extra={"labels": labels, "fields": {"attempt": claim.attempt}})
 
     started = time.perf_counter()
+    deadline = Deadline(deps.task_deadline_s)
     timings: dict[str, float] = {}
+    fields: dict[str, Any] = {"timings_ms": timings}  # what this delivery learned, kept whatever the outcome
     try:
         deps.store.set_stage(task_id, "retrieving")
         stage_start = time.perf_counter()
         hits = deps.retriever.search(task.retrieval_query(), top_k=deps.top_k)
-        sources = [hit.model_copy(update={"label": source_label(rank)}) for rank, hit in enumerate(hits)]
+        packed = fit_sources(task, hits, input_token_budget=deps.input_token_budget)
+        sources = packed.sources
         timings["retrieval_ms"] = _ms_since(stage_start)
         log.info(
             "retrieval done",
-            extra={"labels": labels, "fields": {"duration_ms": timings["retrieval_ms"], "hits": len(sources)}},
+            extra={"labels": labels, "fields": {"duration_ms": timings["retrieval_ms"], "hits": len(hits)}},
         )
 
+        entries, budget_note = _entries_within_budget(deps)
         deps.store.set_stage(task_id, "generating")
         stage_start = time.perf_counter()
-        generation = write_design(deps.chain, task, sources)
+        generation = write_design(
+            deps.chain,
+            task,
+            sources,
+            deadline=deadline,
+            on_text=PartialWriter(deps.store, task_id, owner=owner, lease_s=deps.lease_s),
+            on_attempt=(lambda attempt: deps.budget.charge(attempt.cost_usd)) if deps.budget else None,
+            entries=entries,
+        )
         timings["generation_ms"] = _ms_since(stage_start)
         timings["total_ms"] = _ms_since(started)
-
-        stored_sources = [source.model_dump() for source in sources]
-        if isinstance(generation, NoProvider):
-            status = TaskStatus.DEGRADED
-            fields: dict[str, Any] = {
-                "result": build_brief(task, sources, generation.reason),
-                "notice": f"Degraded: {generation.reason} {CONFIGURE_PROVIDER_HINT}",
-                "fallbacks": [f.as_dict() for f in generation.fallbacks],
-            }
-        else:
+        fields.update(
+            _spend_fields(generation, delivery=claim.attempt),
+            sources=[source.model_dump() for source in sources],
+            context=packed.as_dict(),
+            fallbacks=[f.as_dict() for f in generation.fallbacks],
+            **({"budget": budget_note} if budget_note else {}),
+        )
+        if isinstance(generation, Generation):
             status = TaskStatus.SUCCEEDED
-            fields = {
-                "result": {"kind": "design", **generation.value.model_dump(by_alias=True)},
-                "provider": generation.provider,
-                "model": generation.model,
-                "usage": generation.usage.as_dict(),
-                "fallbacks": [f.as_dict() for f in generation.fallbacks],
-            }
-        fields.update(sources=stored_sources, timings_ms=timings)
+            fields.update(
+                result={"kind": "design", **generation.value.model_dump(by_alias=True)},
+                provider=generation.provider,
+                model=generation.model,
+            )
+        elif generation.refused:
+            raise ContentRefusedError(generation.reason)
+        elif generation.retry_later and claim.attempt < deps.max_delivery_attempts:
+            raise LLMUnavailableError(generation.reason)
+        else:
+            status = TaskStatus.DEGRADED
+            last = "" if not generation.configured else f" (delivery {claim.attempt} of {deps.max_delivery_attempts})"
+            fields.update(
+                result=build_brief(task, sources, generation.reason + last),
+                notice=f"Degraded: {generation.reason}{last} {CONFIGURE_PROVIDER_HINT}",
+            )
         if not deps.store.finish(task_id, owner=owner, status=status, fields=fields):
             log.warning("lease lost before the result was stored; the newer delivery owns it", extra={"labels": labels})
         log.info("task finished", extra={"labels": labels, "fields": {"status": status.value, **timings}})
         return Outcome(status.value)
+    except LeaseLostError as exc:
+        log.warning("stopped: %s", exc, extra={"labels": labels})
+        return Outcome.SUPERSEDED
     except PermanentError as exc:
-        deps.store.fail(task_id, owner=owner, error=_task_error(exc), fields={"timings_ms": timings})
+        deps.store.fail(task_id, owner=owner, error=_task_error(exc), fields=fields)
         log.warning("task failed: %s", exc, extra={"labels": labels, "fields": {"code": exc.code}})
         return Outcome.FAILED
     except TransientError as exc:
-        deps.store.release(task_id, owner=owner, error=_task_error(exc))
+        deps.store.release(task_id, owner=owner, error=_task_error(exc), fields=fields)
         log.warning("transient error, Pub/Sub will retry: %s", exc, extra={"labels": labels})
         raise
     except Exception as exc:
         # A bug, not bad input: keep the task retryable (and dead-lettered after the last attempt).
-        deps.store.release(task_id, owner=owner, error=TaskError(code="internal_error", message=repr(exc)[:500]))
+        deps.store.release(
+            task_id, owner=owner, error=TaskError(code="internal_error", message=repr(exc)[:500]), fields=fields
+        )
         log.exception("unexpected error; Pub/Sub will retry", extra={"labels": labels})
         raise
+
+
+def _entries_within_budget(deps: PipelineDeps) -> tuple[tuple[ChainEntry, ...] | None, dict[str, Any] | None]:
+    """The chain entries this task may use under the daily budget (None: all), and a note for the document."""
+    if deps.budget is None:
+        return None, None
+    state = deps.budget.state()
+    if not state.exhausted:
+        return None, None
+    note = {"day": state.day, "limit_usd": state.limit_usd, "spent_usd": round(state.spent_usd, 6)}
+    if deps.over_budget == "cheapest":
+        entries = deps.chain.cheapest()
+        return entries, {**note, "action": "cheapest", "entries": [e.label for e in entries]}
+    raise BudgetExhaustedError(
+        f"the daily LLM budget of {state.limit_usd:.2f} USD for {state.day} (UTC) is spent "
+        f"({state.spent_usd:.4f} USD); raise ATLAS_DAILY_BUDGET_USD or set ATLAS_OVER_BUDGET=cheapest"
+    )
+
+
+def _spend_fields(generation: Generation[Any] | ChainFailure, *, delivery: int) -> dict[str, Any]:
+    """Usage, cost and attempts of this delivery, added to what earlier deliveries of the task spent."""
+    if not generation.attempts:
+        return {}
+    usage = generation.usage
+    return {
+        "cost_usd": firestore.Increment(generation.cost_usd),
+        **{f"usage.{key}": firestore.Increment(value) for key, value in usage.as_dict().items()},
+        "llm_attempts": firestore.ArrayUnion([{**a.as_dict(), "delivery": delivery} for a in generation.attempts]),
+    }
 
 
 def _reject(pushed: PushedMessage, exc: InvalidTaskError, store: TaskStore) -> Outcome:

@@ -101,6 +101,20 @@ class TaskStore:
         """Record which stage a running task is in (informational, no ownership check)."""
         self._ref(task_id).update({"stage": stage, "updated_at": firestore.SERVER_TIMESTAMP})
 
+    def write_partial(self, task_id: str, *, owner: str, entry: str, text: str, lease_s: int) -> bool:
+        """Show the output streamed so far (replacing any earlier entry's) and renew the lease.
+
+        Returns False when ``owner`` no longer holds the lease: another delivery took the task over, and
+        this one should stop generating.
+        """
+        update = {
+            "partial": text,
+            "partial_entry": entry,
+            "lease.expires_at": _now() + timedelta(seconds=lease_s),
+            "updated_at": firestore.SERVER_TIMESTAMP,
+        }
+        return self._update_if_owner(task_id, owner, update)
+
     def finish(self, task_id: str, *, owner: str, status: TaskStatus, fields: dict[str, Any]) -> bool:
         """Write the terminal ``status`` and ``fields`` if ``owner`` still holds the lease."""
         if status not in TERMINAL_STATUSES:
@@ -110,6 +124,8 @@ class TaskStore:
             "status": status.value,
             "stage": "done",
             "lease": firestore.DELETE_FIELD,
+            "partial": firestore.DELETE_FIELD,
+            "partial_entry": firestore.DELETE_FIELD,
             "finished_at": firestore.SERVER_TIMESTAMP,
             "updated_at": firestore.SERVER_TIMESTAMP,
         }
@@ -121,9 +137,10 @@ class TaskStore:
             task_id, owner=owner, status=TaskStatus.FAILED, fields={**(fields or {}), "error": error.model_dump()}
         )
 
-    def release(self, task_id: str, *, owner: str, error: TaskError) -> bool:
+    def release(self, task_id: str, *, owner: str, error: TaskError, fields: dict[str, Any] | None = None) -> bool:
         """Give the task back (status queued, no lease) after a transient error, so a retry can claim it."""
         update = {
+            **(fields or {}),
             "status": TaskStatus.QUEUED.value,
             "stage": "waiting_for_retry",
             "lease": firestore.DELETE_FIELD,

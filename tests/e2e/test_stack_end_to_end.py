@@ -20,19 +20,29 @@ from support import TEST_PROJECT
 
 pytestmark = pytest.mark.e2e
 PROMPT = b'{"prompt": "Design a logging architecture for microservices"}'
+CHAIN_MODELS = ("gpt-4o", "gpt-4.1", "gpt-4o-mini")
 
 
 @pytest.fixture(scope="module")
 def atlas_stack(emulators, _fake_openai_server, model_dir, tmp_path_factory):
     collection = f"tasks-e2e-{uuid.uuid4().hex[:8]}"
-    chain = (ChainEntry(provider="openai_compatible", model="fake", base_url=_fake_openai_server.base_url),)
+    # Three entries, priced from atlas/prices.json; each test scripts the fake per model. No cooldown, so that
+    # one test's failing entries do not change the next test's chain.
+    chain = tuple(
+        ChainEntry(provider="openai_compatible", model=model, base_url=_fake_openai_server.base_url)
+        for model in CHAIN_MODELS
+    )
     stack = LocalStack(
         tmp_path_factory.mktemp("stack"),
         project=TEST_PROJECT,
         topic=f"atlas-tasks-{uuid.uuid4().hex[:8]}",
         pubsub_host=emulators["pubsub"],
         firestore_host=emulators["firestore"],
-        worker_env={"ATLAS_LLM_CHAIN": chain_to_env(chain), "ATLAS_TASKS_COLLECTION": collection},
+        worker_env={
+            "ATLAS_LLM_CHAIN": chain_to_env(chain),
+            "ATLAS_TASKS_COLLECTION": collection,
+            "ATLAS_LLM_COOLDOWN_S": "0",
+        },
     )
     state = stack.start()
     saved = dict(os.environ)
@@ -148,3 +158,31 @@ def test_cli_submit_wait_prints_the_document_with_json_as_last_line(atlas_stack,
 def test_cli_show_of_an_unknown_task_exits_1(atlas_stack, capsys):
     assert cli.main(["show", "no-such-task"]) == 1
     assert "no task no-such-task" in capsys.readouterr().err
+
+
+def test_rate_limited_then_cut_stream_ends_succeeded_on_the_third_entry_with_fallbacks_and_cost(
+    atlas_stack, fake_openai, capsys
+):
+    fake_openai.default_for("gpt-4o", "status:429")
+    fake_openai.default_for("gpt-4.1", "cut")
+    fake_openai.chunk_delay_s = 0.2
+    fake_openai.usage = {"prompt_tokens": 100_000, "cached_tokens": 20_000, "completion_tokens": 10_000}
+    code = cli.main(["submit", "Design a logging architecture for microservices", "--task-id", "chain-1", "--wait"])
+    captured = capsys.readouterr()
+    assert code == 0
+    document = json.loads(captured.out.strip().splitlines()[-1])
+    print(json.dumps(document, indent=2)[:6000])
+    assert document["status"] == "succeeded" and document["model"] == "gpt-4o-mini"
+    assert [(f["entry"], f["kind"]) for f in document["fallbacks"]] == [
+        ("openai_compatible/gpt-4o", "transient"),
+        ("openai_compatible/gpt-4.1", "broken_stream"),
+    ]
+    outcomes = [(a["entry"].split("/")[1], a["outcome"]) for a in document["llm_attempts"]]
+    assert outcomes == [("gpt-4o", "transient")] * 3 + [("gpt-4.1", "broken_stream"), ("gpt-4o-mini", "ok")]
+    mini = 0.08 * 0.15 + 0.02 * 0.075 + 0.01 * 0.60
+    cut = document["llm_attempts"][3]["cost_usd"]
+    assert cut > 0 and document["cost_usd"] == pytest.approx(mini + cut)
+    assert "partial" not in document
+    # `atlas submit --wait` showed the design growing as it streamed.
+    assert "── streaming from openai_compatible/gpt-4o-mini ──" in captured.err
+    assert '{"title": "Centralised logging' in captured.err

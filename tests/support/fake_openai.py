@@ -1,29 +1,40 @@
 """A local OpenAI-compatible chat-completions server for tests (the OpenAI API cannot be reached here).
 
-The openai SDK talks to it over real HTTP through ``base_url``. By default it answers every request with
-a valid design that cites the sources it finds in the prompt; ``script`` queues other behaviours, one per
-request: ``"status:429"`` (with Retry-After), ``"status:401"``, ``"status:500"``, ``"invalid_json"``,
-``"invent_citation"``, ``"design"``.
+The openai SDK talks to it over real HTTP (HTTP/1.1, chunked server-sent events when ``stream`` is set)
+through ``base_url``. By default it answers every request with a valid design that cites the sources it
+finds in the prompt. Behaviours can be queued, one per request, for any model (``script``) or for one
+model (``script_model``), or set as a model's standing behaviour (``default_for``):
+
+- ``"design"``: a valid, cited design
+- ``"status:NNN"``: that HTTP error (429 carries ``Retry-After: <retry_after>``)
+- ``"context_overflow"``: 400 with ``code: context_length_exceeded``
+- ``"invalid_json"``, ``"schema_break"``, ``"invent_citation"``: answers that must not be accepted
+- ``"refuse"``: a structured-output refusal
+- ``"length"``: half the design, then ``finish_reason: length``
+- ``"cut"``: half the design, then the connection is dropped mid-stream
+- ``"stall"``: half the design, then silence for ``stall_s`` seconds
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 SOURCE_ID = re.compile(r'<source id="(S\d+)"')
+STREAM_PIECES = 12
 
 
-def design_for(prompt_text: str, *, invent: bool = False) -> dict[str, Any]:
+def design_for(prompt_text: str, *, invent: bool = False, model: str = "fake") -> dict[str, Any]:
     labels = SOURCE_ID.findall(prompt_text) or []
     cited = ["S999"] if invent else labels[:3]
     return {
-        "title": "Centralised logging for microservices",
+        "title": f"Centralised logging for microservices (by {model})",
         "summary": "Services log structured JSON to stdout; a collector ships it to a managed log store.",
         "assumptions": ["About 50 services on a managed container platform"],
         "components": [
@@ -46,31 +57,26 @@ def design_for(prompt_text: str, *, invent: bool = False) -> dict[str, Any]:
 class FakeOpenAI:
     def __init__(self) -> None:
         self._script: deque[str] = deque()
+        self._model_script: dict[str, deque[str]] = defaultdict(deque)
+        self._model_default: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self.requests: list[dict[str, Any]] = []
-        self.latency_s = 0.0
+        self.reset()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args: object) -> None:
                 return None
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                status, payload, headers = fake._answer(
-                    self.path, body, {k.lower(): v for k, v in self.headers.items()}
-                )
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
+                fake._handle(self, body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -82,6 +88,7 @@ class FakeOpenAI:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -89,47 +96,171 @@ class FakeOpenAI:
         with self._lock:
             self._script.extend(behaviours)
 
+    def script_model(self, model: str, *behaviours: str) -> None:
+        with self._lock:
+            self._model_script[model].extend(behaviours)
+
+    def default_for(self, model: str, behaviour: str) -> None:
+        with self._lock:
+            self._model_default[model] = behaviour
+
     def reset(self) -> None:
         with self._lock:
             self._script.clear()
+            self._model_script.clear()
+            self._model_default.clear()
             self.requests.clear()
-            self.latency_s = 0.0
+            self.latency_s = 0.0  # before answering
+            self.chunk_delay_s = 0.0  # between streamed pieces
+            self.stall_s = 30.0
+            self.retry_after = "1"
+            self.usage = {"prompt_tokens": 1200, "completion_tokens": 300, "cached_tokens": 200}
 
-    def completions(self) -> list[dict[str, Any]]:
+    def completions(self, model: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return [r for r in self.requests if r["path"].endswith("/chat/completions")]
+            return [
+                r
+                for r in self.requests
+                if r["path"].endswith("/chat/completions") and (model is None or r["body"].get("model") == model)
+            ]
 
-    def _answer(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+    def _behaviour(self, model: str) -> str:
         with self._lock:
-            self.requests.append({"path": path, "body": body, "headers": headers})
-            behaviour = self._script.popleft() if self._script else "design"
+            queue = self._model_script.get(model)
+            if queue:
+                return queue.popleft()
+            if self._script:
+                return self._script.popleft()
+            return self._model_default.get(model, "design")
+
+    def _handle(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        model = str(body.get("model", "fake-model"))
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        with self._lock:
+            self.requests.append({"path": handler.path, "body": body, "headers": headers})
+        if not handler.path.endswith("/chat/completions"):
+            return _send_json(handler, 404, {"error": {"message": f"no route {handler.path}"}})
+        behaviour = self._behaviour(model)
         if self.latency_s:
             time.sleep(self.latency_s)
-        if not path.endswith("/chat/completions"):
-            return 404, {"error": {"message": f"no route {path}"}}, {}
         if behaviour.startswith("status:"):
             status = int(behaviour.split(":", 1)[1])
-            extra = {"Retry-After": "1"} if status == 429 else {}
-            return status, {"error": {"message": f"scripted {status}", "type": "scripted", "code": None}}, extra
+            extra = {"Retry-After": self.retry_after} if status == 429 else {}
+            error = {"message": f"scripted {status}", "type": "scripted", "code": None}
+            return _send_json(handler, status, {"error": error}, extra)
+        if behaviour == "context_overflow":
+            error = {
+                "message": "This model's maximum context length is 128 tokens.",
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+            }
+            return _send_json(handler, 400, {"error": error})
+        content, refusal = self._content(behaviour, body, model)
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": content, "refusal": refusal or None}
+            finish = "length" if behaviour == "length" else "stop"
+            choice = {"index": 0, "finish_reason": finish, "message": message}
+            return _send_json(handler, 200, _chunk(model, [choice], usage=self._usage(), kind="chat.completion"))
+        self._stream(handler, model, behaviour, content, refusal, body)
+
+    def _content(self, behaviour: str, body: dict[str, Any], model: str) -> tuple[str, str]:
         prompt_text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+        if behaviour == "refuse":
+            return "", "I can't help with that request."
         if behaviour == "invalid_json":
-            content = "this is not JSON"
-        else:
-            content = json.dumps(design_for(prompt_text, invent=behaviour == "invent_citation"))
-        return 200, _completion(body.get("model", "fake-model"), content), {}
+            return "this is not JSON", ""
+        design = design_for(prompt_text, invent=behaviour == "invent_citation", model=model)
+        if behaviour == "schema_break":
+            del design["components"]
+        return json.dumps(design), ""
+
+    def _usage(self) -> dict[str, Any]:
+        usage = self.usage
+        return {
+            "prompt_tokens": usage["prompt_tokens"],
+            "completion_tokens": usage["completion_tokens"],
+            "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
+            "prompt_tokens_details": {"cached_tokens": usage["cached_tokens"]},
+        }
+
+    def _stream(
+        self,
+        handler: BaseHTTPRequestHandler,
+        model: str,
+        behaviour: str,
+        content: str,
+        refusal: str,
+        body: dict[str, Any],
+    ) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        size = max(1, -(-len(content) // STREAM_PIECES))
+        pieces = [content[i : i + size] for i in range(0, len(content), size)]
+        broken = behaviour in ("cut", "stall", "length")
+        if broken:
+            pieces = pieces[: len(pieces) // 2]
+        _event(handler, _chunk(model, [{"index": 0, "delta": {"role": "assistant", "content": ""}}]))
+        for piece in pieces:
+            if self.chunk_delay_s:
+                time.sleep(self.chunk_delay_s)
+            _event(handler, _chunk(model, [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]))
+        if refusal:
+            _event(handler, _chunk(model, [{"index": 0, "delta": {"refusal": refusal}, "finish_reason": None}]))
+        if behaviour == "cut":
+            handler.wfile.flush()
+            handler.connection.shutdown(socket.SHUT_RDWR)  # no terminating chunk: a broken transfer
+            handler.close_connection = True
+            return
+        if behaviour == "stall":
+            self._stopping.wait(self.stall_s)
+            handler.close_connection = True
+            return
+        finish = "length" if behaviour == "length" else "stop"
+        _event(handler, _chunk(model, [{"index": 0, "delta": {}, "finish_reason": finish}]))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            _event(handler, _chunk(model, [], usage=self._usage()))
+        _write_chunk(handler, b"data: [DONE]\n\n")
+        _write_chunk(handler, b"")
 
 
-def _completion(model: str, content: str) -> dict[str, Any]:
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hang up on purpose here (a closed stream, a stall given up on); that is not an error.
+        return None
+
+
+def _chunk(model: str, choices: list[dict[str, Any]], usage: Any = None, kind: str = "chat.completion.chunk") -> Any:
     return {
         "id": "chatcmpl-fake",
-        "object": "chat.completion",
+        "object": kind,
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-        "usage": {
-            "prompt_tokens": 1200,
-            "completion_tokens": 300,
-            "total_tokens": 1500,
-            "prompt_tokens_details": {"cached_tokens": 200},
-        },
+        "choices": choices,
+        "usage": usage,
     }
+
+
+def _event(handler: BaseHTTPRequestHandler, payload: dict[str, Any]) -> None:
+    _write_chunk(handler, f"data: {json.dumps(payload)}\n\n".encode())
+
+
+def _write_chunk(handler: BaseHTTPRequestHandler, data: bytes) -> None:
+    handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+    handler.wfile.flush()
+
+
+def _send_json(
+    handler: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
+) -> None:
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(data)

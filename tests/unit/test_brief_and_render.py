@@ -25,9 +25,13 @@ def test_render_design_shows_sections_and_json_line_round_trips():
         "model": "m",
         "result": {"kind": "design", **design_for('<source id="S1"')},
         "timings_ms": {"total_ms": 12.0},
+        "usage": {"input_tokens": 1200, "cached_input_tokens": 200, "output_tokens": 300},
+        "cost_usd": 0.012345,
+        "llm_attempts": [{"outcome": "transient"}, {"outcome": "ok"}],
     }
     text = render_task(document)
     assert "SUCCEEDED" in text and "## Components" in text and "[S1]" in text and "Collector → Log store" in text
+    assert "Cost: 0.0123 USD  tokens: input 1200, cached input 200, output 300  LLM attempts: 2" in text
     assert json.loads(to_json_line(document)) == document
 
 
