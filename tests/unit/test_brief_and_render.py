@@ -38,3 +38,32 @@ def test_render_design_shows_sections_and_json_line_round_trips():
 def test_render_failed_task_shows_error():
     text = render_task({"task_id": "t2", "status": "failed", "error": {"code": "invalid_task", "message": "bad"}})
     assert "Error [invalid_task]: bad" in text
+
+
+class _Documents:
+    """Task documents as successive polls would return them (Firestore itself is exercised end to end)."""
+
+    def __init__(self, *documents):
+        self._documents = list(documents)
+
+    def get_raw(self, task_id):
+        return self._documents.pop(0) if len(self._documents) > 1 else self._documents[0]
+
+
+def test_follow_shows_the_design_growing_and_restarts_when_an_entry_falls_back(capsys, monkeypatch):
+    from atlas import cli
+
+    monkeypatch.setattr(cli, "POLL_INTERVAL_S", 0)
+    running = {"task_id": "t", "status": "running", "stage": "generating"}
+    documents = _Documents(
+        {**running, "partial_entry": "openai/a", "partial": '{"ti'},
+        {**running, "partial_entry": "openai/a", "partial": '{"title": "A'},
+        {**running, "partial_entry": "openai/b", "partial": '{"tit'},
+        {**running, "partial_entry": "openai/b", "partial": '{"title": "B"}'},
+        {"task_id": "t", "status": "succeeded", "stage": "done"},
+    )
+    document = cli.follow_task(documents, "t", timeout_s=10)
+    err = capsys.readouterr().err
+    assert document["status"] == "succeeded"
+    assert '── streaming from openai/a ──\n{"title": "A\n── streaming from openai/b ──\n{"title": "B"}' in err
+    assert err.rstrip().endswith("succeeded · done")
