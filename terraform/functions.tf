@@ -89,7 +89,10 @@ resource "google_cloudfunctions2_function" "worker" {
     max_instance_count               = var.worker_max_instances
     ingress_settings                 = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
-    environment_variables            = local.worker_env
+    environment_variables = merge(
+      local.worker_env,
+      var.daily_budget_usd == null ? {} : local.worker_env_daily_budget,
+    )
 
     dynamic "secret_environment_variables" {
       for_each = local.worker_secret_env
@@ -103,6 +106,10 @@ resource "google_cloudfunctions2_function" "worker" {
   }
 
   lifecycle {
+    precondition {
+      condition     = local.task_deadline_s < local.worker_timeout_s
+      error_message = "The task deadline (ATLAS_TASK_DEADLINE_S) must leave the worker time to store the outcome before its timeout."
+    }
     precondition {
       condition     = local.lease_s >= local.worker_timeout_s
       error_message = "The lease (ATLAS_LEASE_S) must outlive the worker's timeout, or a running task can be taken over."

@@ -4,14 +4,15 @@ locals {
   labels = { app = "atlas", environment = var.environment }
 
   # --- Timings: one chain of inequalities, checked by tests/infra and by preconditions --------------
-  # worker timeout (240 s) <= lease (300 s) and <= ack deadline (300 s):
+  # task deadline (210 s) < worker timeout (240 s) <= lease (300 s) and <= ack deadline (300 s):
+  # - the worker stops working on a task at its deadline, which leaves 30 s to store the outcome before
+  #   the platform kills the request at the timeout;
   # - the ack deadline is counted from when Pub/Sub sends the push; the timeout from when the instance
   #   receives it. 60 s of margin for a cold start and the network keep Pub/Sub from delivering a task
   #   again while its first attempt may still run;
   # - the lease outlives the attempt that holds it (the platform kills the attempt at the timeout), so a
   #   delivery that takes an expired lease over never races a live one.
-  # Inside the worker: retrieval (30 s) + the LLM chain (60 s per entry by default) fit in 240 s for up to
-  # three entries.
+  task_deadline_s        = 210
   worker_timeout_s       = 240
   lease_s                = 300
   retrieval_timeout_s    = 60 # the retrieval function's own timeout
@@ -37,16 +38,30 @@ locals {
   # (WorkerSettings, RetrievalSettings in shared/atlas/config.py): a new setting fails that test until it
   # is set here. Keep them literal maps (one key per line) so that the test can read them.
   worker_env = {
-    ATLAS_PROJECT             = var.project_id
-    ATLAS_TOPIC               = var.topic_name
-    ATLAS_TASKS_COLLECTION    = var.tasks_collection
-    ATLAS_LOG_LEVEL           = var.log_level
-    ATLAS_RETRIEVAL_URL       = google_cloudfunctions2_function.retrieval.service_config[0].uri
-    ATLAS_RETRIEVAL_AUTH      = "id_token"
-    ATLAS_RETRIEVAL_TIMEOUT_S = local.retrieval_call_timeout
-    ATLAS_RETRIEVAL_TOP_K     = 6
-    ATLAS_LEASE_S             = local.lease_s
-    ATLAS_LLM_CHAIN           = local.llm_chain_json
+    ATLAS_PROJECT                = var.project_id
+    ATLAS_TOPIC                  = var.topic_name
+    ATLAS_TASKS_COLLECTION       = var.tasks_collection
+    ATLAS_LOG_LEVEL              = var.log_level
+    ATLAS_RETRIEVAL_URL          = google_cloudfunctions2_function.retrieval.service_config[0].uri
+    ATLAS_RETRIEVAL_AUTH         = "id_token"
+    ATLAS_RETRIEVAL_TIMEOUT_S    = local.retrieval_call_timeout
+    ATLAS_RETRIEVAL_TOP_K        = 6
+    ATLAS_LEASE_S                = local.lease_s
+    ATLAS_TASK_DEADLINE_S        = local.task_deadline_s
+    ATLAS_MAX_DELIVERY_ATTEMPTS  = var.max_delivery_attempts # the worker knows a delivery is the last one
+    ATLAS_LLM_CHAIN              = local.llm_chain_json
+    ATLAS_LLM_ATTEMPTS_PER_ENTRY = 3
+    ATLAS_LLM_STALL_S            = 20
+    ATLAS_LLM_COOLDOWN_S         = 60
+    ATLAS_LLM_RETRY_AFTER_CAP_S  = 20
+    ATLAS_INPUT_TOKEN_BUDGET     = 8000
+    ATLAS_OVER_BUDGET            = var.over_budget
+    ATLAS_BUDGET_COLLECTION      = var.budget_collection
+  }
+
+  # Unset means no daily budget: the variable must then be absent, not empty.
+  worker_env_daily_budget = {
+    ATLAS_DAILY_BUDGET_USD = var.daily_budget_usd
   }
 
   retrieval_env = {
@@ -54,6 +69,15 @@ locals {
     ATLAS_EMBEDDING_MODEL_DIR  = "/workspace/model" # the bundle's model/ folder; /workspace is the source root
     ATLAS_EMBEDDING_THREADS    = 1                  # one vCPU: more ONNX threads only contend
     ATLAS_MAX_INGEST_DOCUMENTS = 500
+    # Hybrid search and chunking: the code's measured defaults (docs/retrieval.md), set explicitly.
+    ATLAS_FUSION              = "dbsf"
+    ATLAS_PREFETCH_LIMIT      = 100
+    ATLAS_RRF_K               = 2
+    ATLAS_LOCAL_SCORING       = "inprocess"
+    ATLAS_CHUNK_MAX_CHARS     = 1200
+    ATLAS_CHUNK_OVERLAP_CHARS = 200
+    ATLAS_QUERY_CACHE_SIZE    = 1024
+    ATLAS_QUERY_CACHE_TTL_S   = 300
   }
 
   # The embedded store: memory-backed /tmp, per instance, lost when the instance stops (dev only).

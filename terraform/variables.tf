@@ -211,6 +211,39 @@ variable "llm_chain" {
   }
 }
 
+variable "daily_budget_usd" {
+  description = "ATLAS_DAILY_BUDGET_USD: LLM spend allowed per day across all tasks; null means no budget."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.daily_budget_usd == null ? true : var.daily_budget_usd > 0
+    error_message = "daily_budget_usd must be positive (or null for no budget)."
+  }
+}
+
+variable "over_budget" {
+  description = "ATLAS_OVER_BUDGET: what a task does once the daily budget is spent: fail, or use the cheapest entry."
+  type        = string
+  default     = "fail"
+
+  validation {
+    condition     = contains(["fail", "cheapest"], var.over_budget)
+    error_message = "over_budget must be fail or cheapest."
+  }
+}
+
+variable "budget_collection" {
+  description = "ATLAS_BUDGET_COLLECTION: Firestore collection of the daily spend counters (code default DEFAULT_BUDGET_COLLECTION)."
+  type        = string
+  default     = "atlas-budget"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,100}$", var.budget_collection))
+    error_message = "budget_collection must match ^[A-Za-z0-9_-]{1,100}$."
+  }
+}
+
 # --- Qdrant --------------------------------------------------------------------------------------
 
 variable "qdrant_url" {
