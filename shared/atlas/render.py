@@ -32,7 +32,8 @@ def render_task(document: dict[str, Any]) -> str:
         usage = document.get("usage") or {}
         tokens = ", ".join(f"{k.removesuffix('_tokens').replace('_', ' ')} {v}" for k, v in usage.items())
         attempts = len(document.get("llm_attempts") or [])
-        lines.append(f"Cost: {float(document.get('cost_usd') or 0):.4f} USD  tokens: {tokens}  LLM attempts: {attempts}")
+        cost = float(document.get("cost_usd") or 0)
+        lines.append(f"Cost: {cost:.4f} USD  tokens: {tokens}  LLM attempts: {attempts}")
     timings = document.get("timings_ms") or {}
     if timings:
         lines.append("Timings: " + ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in timings.items()))
