@@ -57,6 +57,7 @@ locals {
     ATLAS_INPUT_TOKEN_BUDGET     = 8000
     ATLAS_OVER_BUDGET            = var.over_budget
     ATLAS_BUDGET_COLLECTION      = var.budget_collection
+    ATLAS_TASK_RETENTION_DAYS    = var.task_retention_days # sets expire_at, the TTL field of firestore.tf
   }
 
   # Unset means no daily budget: the variable must then be absent, not empty.

@@ -304,9 +304,25 @@ variable "firestore_backup_retention_days" {
 }
 
 variable "task_ttl_field" {
-  description = "Timestamp field of a task document after which Firestore's TTL deletes it; the worker must set it on finished tasks only (see docs/deploy.md)."
+  description = "Timestamp field of a task document after which Firestore's TTL deletes it; the worker sets it (expire_at) when a task finishes, never while it runs."
   type        = string
   default     = "expire_at"
+
+  validation {
+    condition     = var.task_ttl_field == "expire_at"
+    error_message = "The worker writes the TTL timestamp to expire_at (shared/atlas/store.py); change both together."
+  }
+}
+
+variable "task_retention_days" {
+  description = "ATLAS_TASK_RETENTION_DAYS: days a finished task is kept before Firestore's TTL policy deletes it."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.task_retention_days >= 1 && var.task_retention_days <= 3650
+    error_message = "task_retention_days must be between 1 and 3650."
+  }
 }
 
 # --- CI ------------------------------------------------------------------------------------------

@@ -104,6 +104,7 @@ class WorkerSettings(CoreSettings):
     daily_budget_usd: float | None = Field(default=None, gt=0)
     over_budget: Literal["fail", "cheapest"] = "fail"
     budget_collection: str = Field(default=DEFAULT_BUDGET_COLLECTION, pattern=r"^[A-Za-z0-9_-]{1,100}$")
+    task_retention_days: int = Field(default=30, ge=1, le=3650)
 
     @model_validator(mode="after")
     def _deadline_inside_lease(self) -> WorkerSettings:

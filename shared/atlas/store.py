@@ -40,9 +40,14 @@ def _now() -> datetime:
 class TaskStore:
     """Reads and writes task documents; safe to share between threads (the client is)."""
 
-    def __init__(self, client: firestore.Client, collection: str) -> None:
+    def __init__(self, client: firestore.Client, collection: str, *, retention_days: int = 30) -> None:
         self._client = client
         self._collection = client.collection(collection)
+        self._retention = timedelta(days=retention_days)
+
+    def _expiry(self) -> datetime:
+        """When a task finished now may be deleted (``expire_at``, the field of Firestore's TTL policy)."""
+        return _now() + self._retention
 
     def _ref(self, task_id: str) -> firestore.DocumentReference:
         return self._collection.document(task_id)
@@ -126,6 +131,7 @@ class TaskStore:
             "lease": firestore.DELETE_FIELD,
             "partial": firestore.DELETE_FIELD,
             "partial_entry": firestore.DELETE_FIELD,
+            "expire_at": self._expiry(),
             "finished_at": firestore.SERVER_TIMESTAMP,
             "updated_at": firestore.SERVER_TIMESTAMP,
         }
@@ -166,6 +172,7 @@ class TaskStore:
                     "stage": "rejected",
                     "error": error.model_dump(),
                     "raw_excerpt": raw_excerpt,
+                    "expire_at": self._expiry(),
                     "created_at": firestore.SERVER_TIMESTAMP,
                     "updated_at": firestore.SERVER_TIMESTAMP,
                     "finished_at": firestore.SERVER_TIMESTAMP,

@@ -38,7 +38,7 @@ def build_deps(settings: WorkerSettings) -> PipelineDeps:
     if settings.daily_budget_usd is not None:
         budget = DailyBudget(client, settings.budget_collection, settings.daily_budget_usd)
     return PipelineDeps(
-        store=TaskStore(client, settings.tasks_collection),
+        store=TaskStore(client, settings.tasks_collection, retention_days=settings.task_retention_days),
         retriever=RetrievalClient(
             settings.retrieval_url, timeout_s=settings.retrieval_timeout_s, auth=settings.retrieval_auth
         ),
