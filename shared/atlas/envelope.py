@@ -85,6 +85,8 @@ def decode_task(pushed: PushedMessage) -> DecodedTask:
             f"the message data is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
             task_id=fallback_id,
         ) from exc
+    except RecursionError as exc:  # "[[[[...": Python's parser gives up on deep nesting
+        raise InvalidTaskError("the message data is JSON nested too deeply to be a task", task_id=fallback_id) from exc
     if not isinstance(payload, dict):
         raise InvalidTaskError(
             f"the message data must be a JSON object with a 'prompt', not a JSON {type(payload).__name__}",
