@@ -25,9 +25,35 @@ def test_ingest_then_search_then_health(client):
     assert health.json == {"status": "ok", "backend": "local", "collection": "atlas-knowledge", "points": 1}
 
 
+def test_search_filters_by_source_and_tags_and_caches_until_the_next_ingest(client):
+    documents = [
+        {"source": "gcp.md", "text": "# GCP\n\nPub/Sub retries with backoff.", "tags": ["gcp"]},
+        {"source": "aws.md", "text": "# AWS\n\nSQS retries with a redrive policy.", "tags": ["aws"]},
+    ]
+    assert client.post("/ingest", json={"documents": documents}).json["added"] == 2
+    by_tag = client.post("/search", json={"query": "retries", "filter": {"tags": ["aws"]}})
+    assert [r["source"] for r in by_tag.json["results"]] == ["aws.md"] and by_tag.json["cached"] is False
+    by_source = client.post("/search", json={"query": "retries", "filter": {"source": ["gcp.md"]}})
+    assert [r["source"] for r in by_source.json["results"]] == ["gcp.md"]
+    again = client.post("/search", json={"query": "retries", "filter": {"tags": ["aws"]}})
+    assert again.json["cached"] is True and again.json["results"] == by_tag.json["results"]
+    more = [{"source": "aws2.md", "text": "# AWS\n\nStep Functions retries.", "tags": ["aws"]}]
+    client.post("/ingest", json={"documents": more})
+    after = client.post("/search", json={"query": "retries", "filter": {"tags": ["aws"]}})
+    assert after.json["cached"] is False and {r["source"] for r in after.json["results"]} == {"aws.md", "aws2.md"}
+
+
 @pytest.mark.parametrize(
     "body",
-    [{"query": ""}, {"query": "q", "top_k": 0}, {"query": "q", "extra": 1}, {"top_k": 3}, ["not", "an", "object"]],
+    [
+        {"query": ""},
+        {"query": "q", "top_k": 0},
+        {"query": "q", "extra": 1},
+        {"top_k": 3},
+        ["not", "an", "object"],
+        {"query": "q", "filter": {"tags": []}},
+        {"query": "q", "mode": "fuzzy"},
+    ],
 )
 def test_bad_search_requests_get_400_with_a_reason(client, body):
     response = client.post("/search", json=body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from atlas.models import Source
-from atlas.retrieval.index import KnowledgeIndex
+from atlas.retrieval.index import KnowledgeIndex, SearchFilters
 
 
 class IndexRetriever:
@@ -13,4 +13,6 @@ class IndexRetriever:
         self._index = index
 
     def search(self, query: str, *, top_k: int, filter: dict[str, Any] | None = None) -> list[Source]:
-        return self._index.search(query, top_k=top_k, sources=(filter or {}).get("source"))
+        wanted = filter or {}
+        filters = SearchFilters(sources=tuple(wanted.get("source") or ()), tags=tuple(wanted.get("tags") or ()))
+        return self._index.search(query, top_k=top_k, filters=filters)

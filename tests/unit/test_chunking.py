@@ -59,3 +59,31 @@ def test_document_without_heading_is_titled_from_its_file_name():
 def test_overlap_must_be_smaller_than_chunk():
     with pytest.raises(ValueError):
         chunk_markdown("a.md", DOC, max_chars=100, overlap_chars=100)
+
+
+def test_last_paragraph_is_carried_into_the_next_chunk_as_overlap():
+    paragraphs = [f"Paragraph {i} " + "filler " * 20 for i in range(6)]
+    text = "# Doc\n\n## Body\n\n" + "\n\n".join(paragraphs)
+    chunks = chunk_markdown("doc.md", text, max_chars=400, overlap_chars=200)
+    assert len(chunks) > 1
+    for previous, current in zip(chunks, chunks[1:], strict=False):
+        last = previous.text.split("\n\n")[-1]
+        assert current.text.startswith(last)  # the paragraph boundary overlap
+    assert all(c.section == "Body" for c in chunks)
+
+
+def test_each_section_is_chunked_on_its_own():
+    text = "# Doc\n\n## A\n\n" + "alpha " * 150 + "\n\n## B\n\nbeta."
+    chunks = chunk_markdown("doc.md", text, max_chars=300, overlap_chars=50)
+    assert {c.section for c in chunks} == {"A", "B"}
+    assert not any("alpha" in c.text and "beta" in c.text for c in chunks)
+    assert [c.position for c in chunks] == list(range(len(chunks)))
+
+
+def test_tags_are_kept_in_the_payload_and_change_the_chunk_ids():
+    plain = chunk_markdown("a.md", DOC)
+    tagged = chunk_markdown("a.md", DOC, tags=("gcp", "caching"))
+    retagged = chunk_markdown("a.md", DOC, tags=("caching", "gcp", "gcp"))
+    assert tagged[0].payload()["tags"] == ["caching", "gcp"]
+    assert [c.id for c in tagged] == [c.id for c in retagged]
+    assert not {c.id for c in plain} & {c.id for c in tagged}

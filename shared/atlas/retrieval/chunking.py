@@ -2,9 +2,9 @@
 
 A document is split at its headings; each section's paragraphs are packed into chunks of at most
 ``max_chars``, with the last paragraph (or, for a long paragraph, the last ``overlap_chars``) carried
-into the next chunk. Every chunk keeps its source, the document title (the first ``#`` heading) and its
-section path. Its id is a UUID derived from that content, so ingesting the same file twice yields the
-same ids and a changed file yields new ones (see ``KnowledgeIndex.ingest``).
+into the next chunk. Every chunk keeps its source, the document title (the first ``#`` heading), its
+section and the document's tags. Its id is a UUID derived from all of that, so ingesting the same file
+twice yields the same ids and a changed file (or changed tags) yields new ones (see ``KnowledgeIndex.ingest``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class Chunk:
     section: str
     text: str
     position: int
+    tags: tuple[str, ...] = ()
 
     def embedding_text(self) -> str:
         """What is embedded: the text with its title and section, so a chunk knows its context."""
@@ -41,11 +42,13 @@ class Chunk:
             "section": self.section,
             "text": self.text,
             "position": self.position,
+            "tags": list(self.tags),
         }
 
 
-def chunk_id(source: str, title: str, section: str, text: str) -> str:
-    return str(uuid.uuid5(CHUNK_NAMESPACE, "\x1f".join((source, title, section, text))))
+def chunk_id(source: str, title: str, section: str, text: str, tags: tuple[str, ...] = ()) -> str:
+    parts = (source, title, section, text, *(("\x1e".join(tags),) if tags else ()))
+    return str(uuid.uuid5(CHUNK_NAMESPACE, "\x1f".join(parts)))
 
 
 def chunk_markdown(
@@ -53,10 +56,12 @@ def chunk_markdown(
     text: str,
     *,
     title: str | None = None,
+    tags: tuple[str, ...] = (),
     max_chars: int = DEFAULT_MAX_CHARS,
     overlap_chars: int = DEFAULT_OVERLAP_CHARS,
 ) -> list[Chunk]:
     """Split the Markdown ``text`` of ``source`` into chunks (empty sections yield nothing)."""
+    tags = tuple(sorted(set(tags)))
     if overlap_chars >= max_chars:
         raise ValueError("overlap_chars must be smaller than max_chars")
     sections = _split_sections(text)
@@ -67,12 +72,13 @@ def chunk_markdown(
         for piece in _pack(_paragraphs(body), max_chars, overlap_chars):
             chunks.append(
                 Chunk(
-                    id=chunk_id(source, doc_title, section_name, piece),
+                    id=chunk_id(source, doc_title, section_name, piece, tags),
                     source=source,
                     title=doc_title,
                     section=section_name,
                     text=piece,
                     position=len(chunks),
+                    tags=tags,
                 )
             )
     return chunks

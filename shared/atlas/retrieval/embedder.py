@@ -9,8 +9,10 @@ fail at once instead of after a long timeout.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from atlas.errors import EmbeddingModelMissingError
 
@@ -38,8 +40,20 @@ class Embedder:
         self.model_dir = model_dir
         self._model = TextEmbedding(MODEL_NAME, specific_model_path=str(model_dir), threads=threads)
 
-    def embed_documents(self, texts: Iterable[str], *, batch_size: int = 32) -> list[list[float]]:
-        return [vector.tolist() for vector in self._model.embed(list(texts), batch_size=batch_size)]
+    def embed_documents(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        """Unit vectors, one row per text, in the order given.
 
-    def embed_query(self, text: str) -> list[float]:
-        return next(iter(self._model.query_embed(text))).tolist()
+        The texts are embedded shortest first, so each batch pads to a similar length (the model's cost
+        grows with the longest text of a batch); the rows are put back in the caller's order.
+        """
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        embedded = self._model.embed([texts[i] for i in order], batch_size=batch_size)
+        for position, vector in zip(order, embedded, strict=True):
+            vectors[position] = vector
+        return vectors
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return np.asarray(next(iter(self._model.query_embed(text))), dtype=np.float32)

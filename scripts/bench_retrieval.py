@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Benchmark retrieval quality and speed on a BEIR-layout data set (a script, not a test).
+
+    .venv/bin/python scripts/bench_retrieval.py --data ../shared/data/scifact-train --split train [--scale 50000]
+
+DIR holds ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/SPLIT.tsv``. The corpus goes through the
+production path (``RetrievalService.ingest``: chunking, embedding, BM25, upserts into a fresh Qdrant
+folder), each judged query is ranked in hybrid, dense and BM25 mode (a document ranks by its best chunk),
+and the query latency is measured through ``RetrievalService.search`` (top 10, cache off). The bare
+embedding rate is the same model embedding the same chunk texts, in the same batches, without the rest.
+
+``--scale N`` then adds N synthetic chunks (text of shuffled corpus words; dense vectors mixed from the
+corpus's own vectors, since embedding N texts would take the model an hour) and measures hybrid latency
+and memory at that size. The last line printed is one JSON object with every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "shared"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from atlas.config import RetrievalSettings  # noqa: E402
+from atlas.retrieval.chunking import chunk_markdown  # noqa: E402
+from atlas.retrieval.embedder import Embedder  # noqa: E402
+from atlas.retrieval.index import EMBED_BATCH, Document, KnowledgeIndex, SearchMode  # noqa: E402
+from atlas.retrieval.service import IngestDocument, IngestRequest, RetrievalService, SearchRequest  # noqa: E402
+
+RANK_DEPTH_CHUNKS = 400  # enough chunks to fill 100 distinct documents
+DEFAULT_MODEL_DIR = REPO / ".atlas" / "models" / "all-MiniLM-L6-v2"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    corpus = _read_jsonl(args.data / "corpus.jsonl")
+    queries = {str(q["_id"]): str(q["text"]) for q in _read_jsonl(args.data / "queries.jsonl")}
+    qrels = _read_qrels(args.data / "qrels" / f"{args.split}.tsv")
+    judged = [qid for qid in qrels if qid in queries][: args.max_queries or None]
+    print(f"{len(corpus)} documents, {len(judged)} judged queries ({args.split}), model {args.model_dir}")
+
+    with tempfile.TemporaryDirectory(prefix="atlas-bench-") as work:
+        settings = RetrievalSettings(
+            qdrant_path=Path(work) / "qdrant",
+            embedding_model_dir=args.model_dir,
+            fusion=args.fusion,
+            prefetch_limit=args.prefetch_limit,
+            rrf_k=args.rrf_k,
+            chunk_max_chars=args.chunk_max_chars,
+            chunk_overlap_chars=args.chunk_overlap_chars,
+            query_cache_size=0,
+        )
+        service = RetrievalService(settings)
+        index = service.index()
+        print(f"ranking: {service.describe()}")
+        documents = [
+            IngestDocument(source=str(d["_id"]), text=str(d.get("text", "")), title=str(d.get("title") or "") or None)
+            for d in corpus
+        ]
+        texts = [
+            chunk.embedding_text()
+            for d in documents
+            for chunk in chunk_markdown(
+                d.source, d.text, title=d.title, max_chars=args.chunk_max_chars, overlap_chars=args.chunk_overlap_chars
+            )
+        ]
+        embed_s = _bare_embedding_seconds(index._embedder, texts)  # noqa: SLF001 - the same model object
+        ingest_s, chunks = _ingest(service, documents, settings.max_ingest_documents)
+        print(f"{chunks} chunks; bare embedding {embed_s:.1f} s, ingestion {ingest_s:.1f} s")
+
+        result: dict[str, object] = {"split": args.split, "model_dir": str(args.model_dir), **service.describe()}
+        for mode in ("hybrid", "dense", "bm25"):
+            ndcg, recall = _evaluate(index, mode, [(queries[q], qrels[q]) for q in judged])
+            prefix = "" if mode == "hybrid" else f"{mode}_"
+            result[f"{prefix}ndcg_at_10"] = round(ndcg, 4)
+            result[f"{prefix}recall_at_100"] = round(recall, 4)
+            print(f"{mode:>6}: nDCG@10 {ndcg:.4f}  recall@100 {recall:.4f}")
+        latencies = [_timed_search(service, queries[q]) for q in judged]
+        result.update(
+            query_p50_ms=round(_percentile(latencies, 50), 2),
+            query_p95_ms=round(_percentile(latencies, 95), 2),
+            documents=len(documents),
+            chunks=chunks,
+            ingest_docs_per_s=round(len(documents) / ingest_s, 2),
+            embed_docs_per_s=round(len(documents) / embed_s, 2),
+            ingest_over_embed=round(embed_s / ingest_s, 3),
+        )
+        print(f"query (top 10, through the service) p50 {result['query_p50_ms']} ms, p95 {result['query_p95_ms']} ms")
+        if args.scale:
+            result.update(_scale(service, index, args.scale, corpus, [queries[q] for q in judged]))
+    print(json.dumps(result))
+    return 0
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
+    parser.add_argument("--split", required=True, help="the qrels file to use (qrels/SPLIT.tsv)")
+    parser.add_argument("--scale", type=int, default=0, help="add N synthetic chunks and time hybrid queries")
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path(os.environ.get("ATLAS_EMBEDDING_MODEL_DIR") or DEFAULT_MODEL_DIR)
+    )
+    parser.add_argument("--fusion", choices=("rrf", "dbsf"), default=RetrievalSettings.model_fields["fusion"].default)
+    parser.add_argument("--prefetch-limit", type=int, default=RetrievalSettings.model_fields["prefetch_limit"].default)
+    parser.add_argument("--rrf-k", type=int, default=RetrievalSettings.model_fields["rrf_k"].default)
+    parser.add_argument(
+        "--chunk-max-chars", type=int, default=RetrievalSettings.model_fields["chunk_max_chars"].default
+    )
+    parser.add_argument(
+        "--chunk-overlap-chars", type=int, default=RetrievalSettings.model_fields["chunk_overlap_chars"].default
+    )
+    parser.add_argument("--max-queries", type=int, default=0, help="only the first N judged queries (0: all)")
+    return parser.parse_args(argv)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, object]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 3 or parts[2] == "score":
+                continue
+            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    return qrels
+
+
+def _bare_embedding_seconds(embedder: Embedder, texts: list[str]) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(texts), EMBED_BATCH):
+        embedder.embed_documents(texts[start : start + EMBED_BATCH])
+    return time.perf_counter() - started
+
+
+def _ingest(service: RetrievalService, documents: list[IngestDocument], batch: int) -> tuple[float, int]:
+    chunks = 0
+    started = time.perf_counter()
+    with tqdm(total=len(documents), unit="doc", desc="ingest", file=sys.stderr) as bar:
+        for start in range(0, len(documents), batch):
+            part = documents[start : start + batch]
+            chunks += int(service.ingest(IngestRequest(documents=part))["chunks"])
+            bar.update(len(part))
+    return time.perf_counter() - started, chunks
+
+
+def _evaluate(index: KnowledgeIndex, mode: SearchMode, judged: list[tuple[str, dict[str, int]]]) -> tuple[float, float]:
+    ndcgs, recalls = [], []
+    for text, relevant in judged:
+        ranked: list[str] = []
+        for hit in index.rank(text, top_k=RANK_DEPTH_CHUNKS, mode=mode):
+            if hit.source not in ranked:  # a document ranks by its best chunk
+                ranked.append(hit.source)
+        ndcgs.append(_ndcg(ranked[:10], relevant))
+        positive = {doc for doc, gain in relevant.items() if gain > 0}
+        recalls.append(len(positive & set(ranked[:100])) / max(1, len(positive)))
+    return statistics.fmean(ndcgs), statistics.fmean(recalls)
+
+
+def _ndcg(ranked: list[str], relevant: dict[str, int]) -> float:
+    dcg = sum(relevant.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(ranked))
+    ideal = sorted(relevant.values(), reverse=True)[: len(ranked) or 10]
+    idcg = sum(gain / math.log2(i + 2) for i, gain in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def _timed_search(service: RetrievalService, query: str) -> float:
+    started = time.perf_counter()
+    service.search(SearchRequest(query=query, top_k=10))
+    return (time.perf_counter() - started) * 1000
+
+
+def _percentile(values: list[float], percent: float) -> float:
+    return float(np.percentile(np.asarray(values), percent))
+
+
+class _MixedVectors(Embedder):
+    """Synthetic chunk vectors for ``--scale``: random mixtures of real corpus vectors (queries stay real)."""
+
+    def __init__(self, real: Embedder, basis: np.ndarray, seed: int = 7) -> None:  # noqa: D107
+        self._real = real
+        self._basis = basis
+        self._rng = np.random.default_rng(seed)
+        self.model_dir = real.model_dir
+
+    def embed_documents(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        picks = self._rng.integers(0, len(self._basis), size=(len(texts), 3))
+        weights = self._rng.dirichlet(np.ones(3), size=len(texts)).astype(np.float32)
+        mixed = np.einsum("nk,nkd->nd", weights, self._basis[picks])
+        return (mixed / np.linalg.norm(mixed, axis=1, keepdims=True)).astype(np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._real.embed_query(text)
+
+
+def _scale(
+    service: RetrievalService, index: KnowledgeIndex, extra: int, corpus: list[dict[str, object]], queries: list[str]
+) -> dict[str, object]:
+    scorer = index.scorer
+    assert scorer is not None, "--scale measures the embedded default (Qdrant local mode, in-process scoring)"
+    rng = random.Random(11)
+    words = [w for d in corpus[:2000] for w in str(d.get("text", "")).split()]
+    basis = scorer._matrix.copy()  # noqa: SLF001 - the corpus's own vectors, to mix from
+    synthetic = [
+        Document(source=f"synthetic/{i // 4}", text=" ".join(rng.choices(words, k=rng.randint(60, 180))))
+        for i in range(extra)
+    ]
+    mixer = KnowledgeIndex(
+        index._client,  # noqa: SLF001 - same folder, same collection
+        index.collection,
+        _MixedVectors(index._embedder, basis),  # noqa: SLF001
+        index._bm25,  # noqa: SLF001
+        ranking=index.ranking,
+    )
+    started = time.perf_counter()
+    with tqdm(total=extra, unit="chunk", desc=f"scale +{extra}", file=sys.stderr) as bar:
+        for start in range(0, extra, 1000):
+            mixer.ingest(synthetic[start : start + 1000])
+            bar.update(min(1000, extra - start))
+    added_s = time.perf_counter() - started
+    # The service's index did not see those writes: reopen it from the folder, as a new instance would.
+    started = time.perf_counter()
+    reopened = KnowledgeIndex(
+        index._client,  # noqa: SLF001
+        index.collection,
+        index._embedder,  # noqa: SLF001
+        index._bm25,  # noqa: SLF001
+        ranking=index.ranking,
+    )
+    load_s = time.perf_counter() - started
+    service._index = reopened  # noqa: SLF001
+    assert reopened.scorer is not None
+    latencies = [_timed_search(service, q) for q in queries]
+    rank_only = []
+    for query in queries:
+        started = time.perf_counter()
+        reopened.rank(query, top_k=10)
+        rank_only.append((time.perf_counter() - started) * 1000)
+    points = reopened.count()
+    scale = {
+        "scale_points": points,
+        "scale_hybrid_p50_ms": round(_percentile(latencies, 50), 2),
+        "scale_hybrid_p95_ms": round(_percentile(latencies, 95), 2),
+        "scale_rank_p95_ms": round(_percentile(rank_only, 95), 2),
+        "scale_index_bytes": reopened.scorer.memory_bytes(),
+        "scale_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "scale_ingest_s": round(added_s, 1),
+        "scale_open_s": round(load_s, 2),
+    }
+    print(
+        f"at {points} points: hybrid p50 {scale['scale_hybrid_p50_ms']} ms, p95 {scale['scale_hybrid_p95_ms']} ms; "
+        f"scorer arrays {scale['scale_index_bytes'] / 1e6:.0f} MB, max RSS {scale['scale_max_rss_mb']} MB"
+    )
+    return scale
+
+
+if __name__ == "__main__":
+    sys.exit(main())
