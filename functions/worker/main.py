@@ -4,6 +4,9 @@ Thin by design: configuration is read once at start (a bad value stops the insta
 clients are built once per instance and shared by request threads, and each event is handed to
 ``atlas.pipeline.process_message``. Returning acknowledges the message; an exception (a transient error)
 makes functions-framework answer 500 so that Pub/Sub redelivers it with backoff.
+
+``handle_dead_letter`` is a second entry point, fed by a push subscription on the dead-letter topic: it
+records the task of each dead letter as failed (``atlas.dead_letter``) and acknowledges.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from atlas import config
+from atlas.dead_letter import handle_dead_letter_event
 from atlas.logs import configure_logging
 from atlas.pipeline import PipelineDeps, process_event
+from atlas.store import TaskStore
 from atlas.worker import build_deps
 
 SETTINGS = config.load(config.WorkerSettings)
@@ -31,3 +36,16 @@ def _deps() -> PipelineDeps:
 def handle_task(cloud_event: CloudEvent) -> None:
     data = cloud_event.data if isinstance(cloud_event.data, dict) else {}
     process_event(data, event_id=str(cloud_event["id"]), deps=_deps())
+
+
+@functools.cache
+def _store() -> TaskStore:
+    from google.cloud import firestore
+
+    return TaskStore(firestore.Client(project=SETTINGS.project), SETTINGS.tasks_collection)
+
+
+@functions_framework.cloud_event
+def handle_dead_letter(cloud_event: CloudEvent) -> None:
+    data = cloud_event.data if isinstance(cloud_event.data, dict) else {}
+    handle_dead_letter_event(data, event_id=str(cloud_event["id"]), store=_store())

@@ -154,6 +154,8 @@ class StackState:
     retrieval_url: str
     worker_url: str
     processes: list[Process] = field(default_factory=list)
+    dead_letter_url: str = ""  # the dead-letter handler (functions/worker/main.py handle_dead_letter)
+    dlq_push_subscription: str = ""  # pushes the dead-letter topic to it
 
     def client_env(self) -> dict[str, str]:
         """The environment a client (the atlas CLI, a test) needs to talk to this stack."""
@@ -182,6 +184,8 @@ class LocalStack:
         retrieval_env: Mapping[str, str] | None = None,
         ack_deadline_s: int = ACK_DEADLINE_S,
         ports: Mapping[str, int] | None = None,
+        min_backoff_s: int = MIN_BACKOFF_S,
+        max_backoff_s: int = MAX_BACKOFF_S,
     ) -> None:
         self.state_dir = state_dir
         self.project = project
@@ -192,6 +196,7 @@ class LocalStack:
         self._worker_env = dict(worker_env or {})
         self._retrieval_env = dict(retrieval_env or {})
         self._ack_deadline_s = ack_deadline_s
+        self._backoff_s = (min_backoff_s, max_backoff_s)
         self._ports = dict(ports or {})
         self.state: StackState | None = None
 
@@ -226,6 +231,7 @@ class LocalStack:
         assert pubsub_host and firestore_host
 
         retrieval_port, worker_port = self._port("retrieval"), self._port("worker")
+        dead_letter_port = self._port("dead_letter")
         retrieval_url = f"http://127.0.0.1:{retrieval_port}"
         functions_framework = str(Path(sys.executable).with_name("functions-framework"))
         retrieval = start_process(
@@ -247,34 +253,23 @@ class LocalStack:
             logs,
         )
         processes.append(retrieval)
-        worker = start_process(
-            "worker",
-            [
-                functions_framework,
-                "--source",
-                "functions/worker/main.py",
-                "--target",
-                "handle_task",
-                "--signature-type",
-                "cloudevent",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(worker_port),
-            ],
-            {
-                **base_env,
-                "FIRESTORE_EMULATOR_HOST": firestore_host,
-                "ATLAS_PROJECT": self.project,
-                "ATLAS_TOPIC": self.topic,
-                "ATLAS_RETRIEVAL_URL": retrieval_url,
-                **self._worker_env,
-            },
-            logs,
-        )
+        worker_env = {
+            **base_env,
+            "FIRESTORE_EMULATOR_HOST": firestore_host,
+            "ATLAS_PROJECT": self.project,
+            "ATLAS_TOPIC": self.topic,
+            "ATLAS_RETRIEVAL_URL": retrieval_url,
+            **self._worker_env,
+        }
+        worker = start_process("worker", worker_argv(functions_framework, "handle_task", worker_port), worker_env, logs)
         processes.append(worker)
+        dead_letter = start_process(
+            "dead-letter", worker_argv(functions_framework, "handle_dead_letter", dead_letter_port), worker_env, logs
+        )
+        processes.append(dead_letter)
         wait_for_http(f"{retrieval_url}/health", retrieval)
         wait_for_http(f"http://127.0.0.1:{worker_port}/", worker, ok_any=True)
+        wait_for_http(f"http://127.0.0.1:{dead_letter_port}/", dead_letter, ok_any=True)
 
         state = StackState(
             project=self.project,
@@ -287,8 +282,10 @@ class LocalStack:
             retrieval_url=retrieval_url,
             worker_url=f"http://127.0.0.1:{worker_port}",
             processes=processes,
+            dead_letter_url=f"http://127.0.0.1:{dead_letter_port}",
+            dlq_push_subscription=f"{self.topic}-dlq-worker",
         )
-        create_subscriptions(state, ack_deadline_s=self._ack_deadline_s)
+        create_subscriptions(state, ack_deadline_s=self._ack_deadline_s, backoff_s=self._backoff_s)
         self.state = state
         return state
 
@@ -297,6 +294,23 @@ class LocalStack:
             for process in reversed(self.state.processes):
                 stop_process(process)
             self.state = None
+
+
+def worker_argv(functions_framework: str, target: str, port: int) -> list[str]:
+    """functions-framework serving one entry point of functions/worker/main.py."""
+    return [
+        functions_framework,
+        "--source",
+        "functions/worker/main.py",
+        "--target",
+        target,
+        "--signature-type",
+        "cloudevent",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
 
 
 @dataclass
@@ -360,8 +374,17 @@ def start_emulators(
     return emulators
 
 
-def create_subscriptions(state: StackState, *, ack_deadline_s: int = ACK_DEADLINE_S) -> None:
-    """Topic, dead-letter topic and the worker's push subscription, as Terraform defines them."""
+def create_subscriptions(
+    state: StackState,
+    *,
+    ack_deadline_s: int = ACK_DEADLINE_S,
+    backoff_s: tuple[int, int] = (MIN_BACKOFF_S, MAX_BACKOFF_S),
+) -> None:
+    """Topic, dead-letter topic and the worker's push subscription, as Terraform defines them.
+
+    The dead-letter topic has two subscriptions: a push one to the dead-letter handler (records the task as
+    failed) and a pull one that keeps every dead letter for inspection and ``atlas replay-dlq``.
+    """
     import grpc
     from google.api_core.exceptions import AlreadyExists
     from google.pubsub_v1 import PublisherClient, SubscriberClient
@@ -387,12 +410,24 @@ def create_subscriptions(state: StackState, *, ack_deadline_s: int = ACK_DEADLIN
             "push_config": {"push_endpoint": f"{state.worker_url}/projects/{state.project}/topics/{state.topic}"},
             "ack_deadline_seconds": ack_deadline_s,
             "retry_policy": {
-                "minimum_backoff": {"seconds": MIN_BACKOFF_S},
-                "maximum_backoff": {"seconds": MAX_BACKOFF_S},
+                "minimum_backoff": {"seconds": backoff_s[0]},
+                "maximum_backoff": {"seconds": backoff_s[1]},
             },
             "dead_letter_policy": {"dead_letter_topic": dlq_topic, "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS},
         },
     ]
+    if state.dead_letter_url:
+        requests.append(
+            {
+                "name": f"projects/{state.project}/subscriptions/{state.dlq_push_subscription}",
+                "topic": dlq_topic,
+                "push_config": {
+                    "push_endpoint": f"{state.dead_letter_url}/projects/{state.project}/topics/{state.dlq_topic}"
+                },
+                "ack_deadline_seconds": 60,
+                "retry_policy": {"minimum_backoff": {"seconds": backoff_s[0]}, "maximum_backoff": {"seconds": 60}},
+            }
+        )
     for request in requests:
         try:
             subscriber.create_subscription(request=request)
@@ -419,6 +454,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
                 ("firestore", args.firestore_port),
                 ("retrieval", args.retrieval_port),
                 ("worker", args.worker_port),
+                ("dead_letter", args.dead_letter_port),
             )
             if v
         },
@@ -467,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the stack and leave it running")
-    for name in ("pubsub", "firestore", "retrieval", "worker"):
+    for name in ("pubsub", "firestore", "retrieval", "worker", "dead_letter"):
         up.add_argument(f"--{name}-port", type=int, default=int(os.environ.get(f"ATLAS_LOCAL_{name.upper()}_PORT", 0)))
     commands.add_parser("env", help="print export lines for a running stack")
     commands.add_parser("down", help="stop the stack that `up` started")

@@ -1,4 +1,5 @@
-"""The ``atlas`` command: submit a task and follow it, show a task, ingest Markdown into the knowledge base.
+"""The ``atlas`` command: submit a task and follow it, show a task, ingest Markdown into the knowledge base,
+replay dead-lettered tasks.
 
 It talks to the same Pub/Sub topic and Firestore collection as the worker (the emulators when
 ``PUBSUB_EMULATOR_HOST`` / ``FIRESTORE_EMULATOR_HOST`` are set; ``make up`` prints them) and reads its
@@ -179,6 +180,38 @@ def _source_name(path: Path) -> str:
         return path.as_posix()
 
 
+def cmd_replay_dlq(args: argparse.Namespace, settings: config.CliSettings) -> int:
+    from google.cloud import pubsub_v1
+
+    from atlas.dead_letter import replay_dead_letters
+
+    subscriber = pubsub_v1.SubscriberClient()
+    publisher = pubsub_v1.PublisherClient()
+    subscription = subscriber.subscription_path(settings.project, args.subscription or f"{settings.topic}-dlq-inspect")
+    topic = publisher.topic_path(settings.project, settings.topic)
+    summary = replay_dead_letters(
+        subscriber,
+        publisher,
+        subscription=subscription,
+        topic=topic,
+        store=_store(settings),
+        max_messages=args.max,
+        dry_run=args.dry_run,
+    )
+    for task in summary.tasks or []:
+        print(f"{task.get('task_id') or task.get('message_id')}: {task['action']}", file=sys.stderr)
+    verb = "would replay" if args.dry_run else "replayed"
+    count = summary.left_pending if args.dry_run else summary.replayed
+    print(
+        f"{verb} {count} of {summary.pulled} dead letters from {subscription} to {topic}"
+        f" ({summary.skipped_finished} already finished, {summary.unknown} of unknown tasks"
+        f"{'' if args.dry_run else f', {summary.left_pending} not yet recorded'})",
+        file=sys.stderr,
+    )
+    print(json.dumps({k: v for k, v in summary.as_dict().items() if k != "tasks"}))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="atlas",
@@ -209,6 +242,23 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--retrieval-url", help="the retrieval service (default: ATLAS_RETRIEVAL_URL)")
     ingest.add_argument("--timeout", type=float, default=300, help="seconds per batch (default 300)")
     ingest.set_defaults(handler=cmd_ingest)
+
+    replay = commands.add_parser(
+        "replay-dlq",
+        help="republish dead-lettered tasks (after a fix) under their own task ids",
+        description="Pull dead letters from the dead-letter inspection subscription, set each dead-lettered "
+        "task back to queued (its earlier error is kept in the task's history), republish it to the task "
+        "topic with its task_id in the body so that it keeps its id, and acknowledge it. Prints one line per "
+        "dead letter on stderr and a JSON summary on stdout.",
+    )
+    replay.add_argument(
+        "--subscription", help="the pull subscription on the dead-letter topic (default: ATLAS_TOPIC-dlq-inspect)"
+    )
+    replay.add_argument("--max", type=int, metavar="N", help="replay at most N dead letters (default: all)")
+    replay.add_argument(
+        "--dry-run", action="store_true", help="show what would be replayed; change nothing, acknowledge nothing"
+    )
+    replay.set_defaults(handler=cmd_replay_dlq)
     return parser
 
 

@@ -100,7 +100,9 @@ def process_message(pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
     task_id, task = decoded.task_id, decoded.message
     labels = {"task_id": task_id, "message_id": pushed.message_id}
     owner = new_owner()
-    claim = deps.store.claim(task_id, task, message_id=pushed.message_id, owner=owner, lease_s=deps.lease_s)
+    claim = deps.store.claim(
+        task_id, task, message_id=pushed.message_id, owner=owner, lease_s=deps.lease_s, publish_time=pushed.publish_time
+    )
     if claim.result is ClaimResult.DUPLICATE:
         log.info("duplicate delivery of a finished task; acknowledged", extra={"labels": labels})
         return Outcome.DUPLICATE

@@ -16,8 +16,24 @@ from typing import Any
 
 from google.api_core.exceptions import Conflict
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from atlas.models import TERMINAL_STATUSES, TaskDocument, TaskError, TaskMessage, TaskStatus
+
+DEAD_LETTERED = "dead_lettered"  # the error code of a task Pub/Sub gave up on
+
+
+class DeadLetterResult(StrEnum):
+    RECORDED = "recorded"  # the task is now failed with code dead_lettered
+    ALREADY_TERMINAL = "already_terminal"  # it finished after all; left alone
+    BUSY = "busy"  # a delivery still holds a live lease; try again later
+
+
+class ReopenResult(StrEnum):
+    REOPENED = "reopened"
+    MISSING = "missing"  # no such task: a replay creates it
+    TERMINAL = "terminal"  # finished some other way (succeeded, or failed for another reason): not replayed
+    NOT_DEAD_LETTERED = "not_dead_lettered"  # queued or running: its dead letter is not recorded yet
 
 
 class ClaimResult(StrEnum):
@@ -52,8 +68,21 @@ class TaskStore:
     def _ref(self, task_id: str) -> firestore.DocumentReference:
         return self._collection.document(task_id)
 
-    def claim(self, task_id: str, message: TaskMessage, *, message_id: str, owner: str, lease_s: int) -> Claim:
-        """Take the task for ``owner`` with a lease of ``lease_s`` seconds, if nobody else may have it."""
+    def claim(
+        self,
+        task_id: str,
+        message: TaskMessage,
+        *,
+        message_id: str,
+        owner: str,
+        lease_s: int,
+        publish_time: str | None = None,
+    ) -> Claim:
+        """Take the task for ``owner`` with a lease of ``lease_s`` seconds, if nobody else may have it.
+
+        ``publish_time`` (the Pub/Sub message's) is kept on a new task: a dead letter carries it as an
+        attribute, and it finds the task when the id was the original message id (dead letters get new ids).
+        """
         ref = self._ref(task_id)
 
         @firestore.transactional
@@ -70,6 +99,7 @@ class TaskStore:
                         "prompt": message.prompt,
                         "hints": message.hints(),
                         "message_id": message_id,
+                        **({"publish_time": publish_time} if publish_time else {}),
                         "attempts": 1,
                         "lease": lease,
                         "stage": "claimed",
@@ -181,6 +211,107 @@ class TaskStore:
         except Conflict:
             return False
         return True
+
+    def dead_letter(
+        self,
+        task_id: str,
+        *,
+        delivery_count: int | None,
+        details: dict[str, Any],
+        message: TaskMessage | None = None,
+    ) -> DeadLetterResult:
+        """Record a dead-lettered task as failed (code ``dead_lettered``) with the reason and attempt count.
+
+        The reason is the task's ``last_error`` (what the last delivery failed with), if any. A task already
+        terminal is left alone; a task running under a live lease is left to that delivery (BUSY). A task
+        never claimed (every delivery died before the claim) is created as failed.
+        """
+        ref = self._ref(task_id)
+
+        @firestore.transactional
+        def _dead_letter(transaction: firestore.Transaction) -> DeadLetterResult:
+            snapshot = ref.get(transaction=transaction)
+            data = (snapshot.to_dict() or {}) if snapshot.exists else {}
+            status = TaskStatus(data.get("status", TaskStatus.QUEUED))
+            if snapshot.exists and status in TERMINAL_STATUSES:
+                return DeadLetterResult.ALREADY_TERMINAL
+            expires_at = (data.get("lease") or {}).get("expires_at")
+            if status is TaskStatus.RUNNING and expires_at is not None and expires_at > _now():
+                return DeadLetterResult.BUSY
+            attempts = int(data.get("attempts", 0))
+            last_error = data.get("last_error") or {}
+            count = delivery_count if delivery_count is not None else attempts
+            reason = f"gave up after {count} deliveries"
+            if last_error:
+                reason += f"; the last failed with {last_error.get('code')}: {last_error.get('message')}"
+            update = {
+                "status": TaskStatus.FAILED.value,
+                "stage": "dead_lettered",
+                "error": TaskError(code=DEAD_LETTERED, message=reason[:1000]).model_dump(),
+                "dead_letter": {**details, "delivery_count": delivery_count, "claims": attempts},
+                "finished_at": firestore.SERVER_TIMESTAMP,
+                "updated_at": firestore.SERVER_TIMESTAMP,
+                "expire_at": self._expiry(),
+            }
+            if snapshot.exists:
+                transaction.update(ref, {**update, "lease": firestore.DELETE_FIELD})
+            else:
+                created = {"task_id": task_id, "attempts": 0, "created_at": firestore.SERVER_TIMESTAMP}
+                if message is not None:
+                    created.update(prompt=message.prompt, hints=message.hints())
+                transaction.set(ref, {**created, **update})
+            return DeadLetterResult.RECORDED
+
+        return _dead_letter(self._client.transaction())
+
+    def find_by_publish_time(self, publish_time: str) -> list[str]:
+        """Ids of the tasks first published at ``publish_time`` (how a dead letter without a task_id is traced)."""
+        query = self._collection.where(filter=FieldFilter("publish_time", "==", publish_time)).limit(10)
+        return [snapshot.id for snapshot in query.stream()]
+
+    def reopen(self, task_id: str) -> ReopenResult:
+        """Set a dead-lettered task back to queued so that a replayed message is not taken for a duplicate.
+
+        The earlier error and dead-letter details move to ``history``; the attempt count starts again (a
+        replay gets its own deliveries). Only a task failed with ``dead_lettered`` is reopened.
+        """
+        ref = self._ref(task_id)
+
+        @firestore.transactional
+        def _reopen(transaction: firestore.Transaction) -> ReopenResult:
+            snapshot = ref.get(transaction=transaction)
+            if not snapshot.exists:
+                return ReopenResult.MISSING
+            data = snapshot.to_dict() or {}
+            if data.get("status") != TaskStatus.FAILED.value or (data.get("error") or {}).get("code") != DEAD_LETTERED:
+                if data.get("status") in {s.value for s in TERMINAL_STATUSES}:
+                    return ReopenResult.TERMINAL
+                return ReopenResult.NOT_DEAD_LETTERED
+            entry = {
+                "error": data.get("error"),
+                "dead_letter": data.get("dead_letter"),
+                "last_error": data.get("last_error"),
+                "attempts": data.get("attempts", 0),
+                "reopened_at": _now(),
+            }
+            transaction.update(
+                ref,
+                {
+                    "status": TaskStatus.QUEUED.value,
+                    "stage": "replayed",
+                    "attempts": 0,
+                    "replays": firestore.Increment(1),
+                    "history": firestore.ArrayUnion([entry]),
+                    "error": firestore.DELETE_FIELD,
+                    "dead_letter": firestore.DELETE_FIELD,
+                    "finished_at": firestore.DELETE_FIELD,
+                    "expire_at": firestore.DELETE_FIELD,
+                    "updated_at": firestore.SERVER_TIMESTAMP,
+                },
+            )
+            return ReopenResult.REOPENED
+
+        return _reopen(self._client.transaction())
 
     def get(self, task_id: str) -> TaskDocument | None:
         snapshot = self._ref(task_id).get()

@@ -1,0 +1,253 @@
+"""Dead letters: what Pub/Sub gave up on after the subscription's last delivery attempt.
+
+Pub/Sub forwards such a message to the dead-letter topic with its data and attributes, under a **new
+message id**, and adds ``CloudPubSubDeadLetterSource*`` attributes (the emulator does too: checked by
+experiment, see tests/integration/test_dead_letters.py). A dead letter is recognised by those attributes
+and traced to its task by the body's ``task_id`` or, for a task whose id was the original message id, by
+the original publish time (``CloudPubSubDeadLetterSourceTopicPublishTime``), which the claim stores on
+the task as ``publish_time``.
+
+The handler records the task ``failed`` with code ``dead_lettered``, the reason (the task's
+``last_error``) and the attempt counts, and acknowledges. ``atlas replay-dlq`` republishes after a fix
+with ``task_id`` written into the body, so that the replay runs under the same task id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+
+from atlas.envelope import MAX_MESSAGE_BYTES, PushedMessage
+from atlas.errors import InvalidTaskError, TaskBusyError
+from atlas.models import TASK_ID_PATTERN, TaskMessage
+from atlas.store import DeadLetterResult, ReopenResult, TaskStore
+
+log = logging.getLogger("atlas.dead_letter")
+
+ATTR_PREFIX = "CloudPubSubDeadLetterSource"
+ATTR_DELIVERY_COUNT = f"{ATTR_PREFIX}DeliveryCount"
+ATTR_SUBSCRIPTION = f"{ATTR_PREFIX}Subscription"
+ATTR_SUBSCRIPTION_PROJECT = f"{ATTR_PREFIX}SubscriptionProject"
+ATTR_PUBLISH_TIME = f"{ATTR_PREFIX}TopicPublishTime"
+_TASK_ID_RE = re.compile(TASK_ID_PATTERN)
+
+
+class DeadLetterOutcome(StrEnum):
+    RECORDED = "recorded"
+    ALREADY_TERMINAL = "already_terminal"
+    UNKNOWN_TASK = "unknown_task"  # no task id could be traced: logged, acknowledged
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead letter as read from the dead-letter topic."""
+
+    pushed: PushedMessage
+    body: dict[str, Any] | None  # the JSON object, when the data is one
+    delivery_count: int | None
+    subscription: str | None
+    source_publish_time: str | None
+
+    @classmethod
+    def of(cls, pushed: PushedMessage) -> DeadLetter:
+        attributes = pushed.attributes
+        count = attributes.get(ATTR_DELIVERY_COUNT, "")
+        return cls(
+            pushed=pushed,
+            body=_json_object(pushed.data),
+            delivery_count=int(count) if count.isdigit() else None,
+            subscription=attributes.get(ATTR_SUBSCRIPTION),
+            source_publish_time=attributes.get(ATTR_PUBLISH_TIME),
+        )
+
+    @property
+    def is_dead_letter(self) -> bool:
+        return any(key.startswith(ATTR_PREFIX) for key in self.pushed.attributes)
+
+    @property
+    def task_message(self) -> TaskMessage | None:
+        try:
+            return TaskMessage.model_validate(self.body) if self.body is not None else None
+        except ValidationError:
+            return None
+
+    @property
+    def original_attributes(self) -> dict[str, str]:
+        """The attributes the publisher set (Pub/Sub's dead-letter ones removed), for a replay."""
+        return {k: v for k, v in self.pushed.attributes.items() if not k.startswith(ATTR_PREFIX)}
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "subscription": self.subscription,
+            "source_publish_time": self.source_publish_time,
+            "dead_letter_message_id": self.pushed.message_id,
+        }
+
+    def task_id(self, store: TaskStore) -> str | None:
+        """The body's task_id, else the task first published at the original publish time."""
+        claimed = (self.body or {}).get("task_id")
+        if isinstance(claimed, str) and _TASK_ID_RE.match(claimed):
+            return claimed
+        if self.source_publish_time:
+            found = store.find_by_publish_time(self.source_publish_time)
+            if len(found) == 1:
+                return found[0]
+            if found:
+                log.error(
+                    "dead letter matches several tasks published at the same time; not recorded",
+                    extra={"fields": {"publish_time": self.source_publish_time, "tasks": found}},
+                )
+        return None
+
+    def replay_body(self, task_id: str) -> bytes:
+        """The original body with ``task_id`` set, so that the replay keeps the task's id."""
+        return json.dumps({**(self.body or {}), "task_id": task_id}, ensure_ascii=False).encode()
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    if not data or len(data) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def handle_dead_letter_event(event_data: Mapping[str, Any], *, event_id: str, store: TaskStore) -> DeadLetterOutcome:
+    """Record the task of a pushed dead letter as failed; raise TaskBusyError while a delivery still runs it."""
+    try:
+        pushed = PushedMessage.from_event_data(event_data)
+    except InvalidTaskError as exc:
+        log.error("dead letter with a broken envelope; acknowledged: %s", exc, extra={"labels": {"event_id": event_id}})
+        return DeadLetterOutcome.UNKNOWN_TASK
+    letter = DeadLetter.of(pushed)
+    labels = {"message_id": pushed.message_id}
+    task_id = letter.task_id(store)
+    if task_id is None:
+        log.error(
+            "dead letter of an unknown task; acknowledged",
+            extra={
+                "labels": labels,
+                "fields": {
+                    **letter.details(),
+                    "delivery_count": letter.delivery_count,
+                    "raw_excerpt": pushed.data[:200].decode("utf-8", errors="replace"),
+                },
+            },
+        )
+        return DeadLetterOutcome.UNKNOWN_TASK
+    labels["task_id"] = task_id
+    result = store.dead_letter(
+        task_id, delivery_count=letter.delivery_count, details=letter.details(), message=letter.task_message
+    )
+    if result is DeadLetterResult.BUSY:
+        raise TaskBusyError(f"dead-lettered task {task_id} is still running under a live lease")
+    if result is DeadLetterResult.ALREADY_TERMINAL:
+        log.info("dead letter of a task that already finished; left alone", extra={"labels": labels})
+        return DeadLetterOutcome.ALREADY_TERMINAL
+    log.warning(
+        "task dead-lettered after %s deliveries; recorded as failed",
+        letter.delivery_count,
+        extra={"labels": labels, "fields": letter.details()},
+    )
+    return DeadLetterOutcome.RECORDED
+
+
+@dataclass
+class ReplaySummary:
+    pulled: int = 0
+    replayed: int = 0
+    skipped_finished: int = 0  # the task ended some other way: acknowledged, not replayed
+    left_pending: int = 0  # its dead letter is not recorded yet (or dry run): left for a later run
+    unknown: int = 0  # no task id could be traced: left on the subscription
+    tasks: list[dict[str, str]] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def replay_dead_letters(
+    subscriber: Any,
+    publisher: Any,
+    *,
+    subscription: str,
+    topic: str,
+    store: TaskStore,
+    max_messages: int | None = None,
+    dry_run: bool = False,
+    pull_timeout_s: float = 10.0,
+) -> ReplaySummary:
+    """Pull dead letters from ``subscription`` and republish their tasks to ``topic`` under the same task id.
+
+    Each task is reopened first (failed ``dead_lettered`` → queued, earlier error kept in ``history``) so
+    that the replay is not acknowledged as a duplicate; the body gets ``task_id`` so that the id survives
+    the new message id. Dead letters are acknowledged once republished (or when their task already ended
+    another way); the others are handed back at once (ack deadline 0) for a later run.
+    """
+    from google.api_core.exceptions import DeadlineExceeded
+
+    summary = ReplaySummary(tasks=[])
+    while max_messages is None or summary.pulled < max_messages:
+        want = min(100, (max_messages - summary.pulled) if max_messages is not None else 100)
+        try:
+            response = subscriber.pull(
+                request={"subscription": subscription, "max_messages": want}, timeout=pull_timeout_s
+            )
+        except DeadlineExceeded:
+            break
+        if not response.received_messages:
+            break
+        ack, hand_back = [], []
+        for received in response.received_messages:
+            summary.pulled += 1
+            message = received.message
+            pushed = PushedMessage(
+                message_id=message.message_id, data=bytes(message.data), attributes=dict(message.attributes)
+            )
+            letter = DeadLetter.of(pushed)
+            task_id = letter.task_id(store)
+            if task_id is None:
+                summary.unknown += 1
+                hand_back.append(received.ack_id)
+                summary.tasks.append({"message_id": message.message_id, "action": "unknown_task"})
+                continue
+            if dry_run:
+                document = store.get_raw(task_id) or {}
+                summary.left_pending += 1
+                hand_back.append(received.ack_id)
+                summary.tasks.append(
+                    {"task_id": task_id, "action": "would_replay", "status": str(document.get("status", "absent"))}
+                )
+                continue
+            reopened = store.reopen(task_id)
+            if reopened is ReopenResult.TERMINAL:
+                summary.skipped_finished += 1
+                ack.append(received.ack_id)
+                summary.tasks.append({"task_id": task_id, "action": "already_finished"})
+                continue
+            if reopened is ReopenResult.NOT_DEAD_LETTERED:
+                summary.left_pending += 1
+                hand_back.append(received.ack_id)
+                summary.tasks.append({"task_id": task_id, "action": "pending"})
+                continue
+            publisher.publish(topic, letter.replay_body(task_id), **letter.original_attributes).result(timeout=30)
+            summary.replayed += 1
+            ack.append(received.ack_id)
+            summary.tasks.append({"task_id": task_id, "action": "replayed"})
+        if ack:
+            subscriber.acknowledge(request={"subscription": subscription, "ack_ids": ack})
+        if hand_back:
+            subscriber.modify_ack_deadline(
+                request={"subscription": subscription, "ack_ids": hand_back, "ack_deadline_seconds": 0}
+            )
+            if not ack:
+                break  # only messages to leave: pulling again would see them again
+    return summary
