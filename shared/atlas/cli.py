@@ -150,15 +150,20 @@ def cmd_ingest(args: argparse.Namespace, settings: config.CliSettings) -> int:
     if not files:
         print(f"atlas: no Markdown files under {', '.join(map(str, args.paths))}", file=sys.stderr)
         return EXIT_USAGE
+    from tqdm import tqdm
+
     client = RetrievalClient(args.retrieval_url or settings.retrieval_url, timeout_s=args.timeout)
     totals: dict[str, int] = {}
-    for start in range(0, len(files), INGEST_BATCH):
-        batch = files[start : start + INGEST_BATCH]
-        documents = [{"source": _source_name(path), "text": path.read_text(encoding="utf-8")} for path in batch]
-        report = client.ingest(documents)
-        for key in ("documents", "chunks", "added", "unchanged", "removed"):
-            totals[key] = totals.get(key, 0) + int(report.get(key, 0))
-        print(f"ingested {min(start + INGEST_BATCH, len(files))}/{len(files)} files", file=sys.stderr)
+    # The bar goes to stderr; stdout keeps the one JSON line of totals.
+    with tqdm(total=len(files), unit="file", desc="ingest", file=sys.stderr, disable=args.quiet) as bar:
+        for start in range(0, len(files), INGEST_BATCH):
+            batch = files[start : start + INGEST_BATCH]
+            documents = [{"source": _source_name(path), "text": path.read_text(encoding="utf-8")} for path in batch]
+            report = client.ingest(documents)
+            for key in ("documents", "chunks", "added", "unchanged", "removed"):
+                totals[key] = totals.get(key, 0) + int(report.get(key, 0))
+            bar.update(len(batch))
+            bar.set_postfix(added=totals["added"], unchanged=totals["unchanged"], removed=totals["removed"])
     print(json.dumps(totals))
     return EXIT_OK
 
@@ -241,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("paths", nargs="+", type=Path)
     ingest.add_argument("--retrieval-url", help="the retrieval service (default: ATLAS_RETRIEVAL_URL)")
     ingest.add_argument("--timeout", type=float, default=300, help="seconds per batch (default 300)")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(handler=cmd_ingest)
 
     replay = commands.add_parser(
