@@ -1,0 +1,74 @@
+"""End to end through the local stack: a task whose LLM keeps failing transiently is dead-lettered by the
+push subscription after 5 deliveries, the stack's dead-letter handler records it failed with the reason and
+the attempt count, and ``atlas replay-dlq`` after the fix finishes it under the same task id."""
+
+import os
+import uuid
+
+import pytest
+from google.cloud import firestore, pubsub_v1
+
+from atlas import cli
+from atlas.config import ChainEntry, chain_to_env
+from atlas.store import TaskStore
+from stack import LocalStack
+from support import TEST_PROJECT
+
+pytestmark = pytest.mark.e2e
+MODEL = "gpt-4o-mini"
+
+
+@pytest.fixture(scope="module")
+def dl_stack(emulators, _fake_openai_server, model_dir, tmp_path_factory):
+    collection = f"tasks-dl-{uuid.uuid4().hex[:8]}"
+    chain = (ChainEntry(provider="openai_compatible", model=MODEL, base_url=_fake_openai_server.base_url),)
+    stack = LocalStack(
+        tmp_path_factory.mktemp("stack-dl"),
+        project=TEST_PROJECT,
+        topic=f"atlas-dl-{uuid.uuid4().hex[:8]}",
+        pubsub_host=emulators["pubsub"],
+        firestore_host=emulators["firestore"],
+        worker_env={
+            "ATLAS_LLM_CHAIN": chain_to_env(chain),
+            "ATLAS_TASKS_COLLECTION": collection,
+            "ATLAS_LLM_COOLDOWN_S": "0",
+            "ATLAS_LLM_ATTEMPTS_PER_ENTRY": "1",
+            # More than the subscription's 5: the worker never degrades, so Pub/Sub's dead-letter policy decides.
+            "ATLAS_MAX_DELIVERY_ATTEMPTS": "10",
+        },
+        min_backoff_s=0,
+        max_backoff_s=1,
+    )
+    state = stack.start()
+    saved = dict(os.environ)
+    os.environ.update(state.client_env(), ATLAS_TASKS_COLLECTION=collection)
+    try:
+        assert cli.main(["ingest", "knowledge"]) == 0
+        yield state, TaskStore(firestore.Client(project=TEST_PROJECT), collection)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        stack.stop()
+
+
+def test_dead_lettered_task_is_recorded_then_replayed_after_the_fix(dl_stack, fake_openai, capsys):
+    state, store = dl_stack
+    fake_openai.default_for(MODEL, "status:500")
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(state.project, state.topic)
+    task_id = publisher.publish(topic, b'{"prompt": "Design a logging architecture"}').result(timeout=30)
+
+    document = cli.follow_task(store, task_id, timeout_s=120, live=False)
+    assert document["status"] == "failed", document
+    assert document["error"]["code"] == "dead_lettered"
+    assert "after 5 deliveries" in document["error"]["message"] and "llm_unavailable" in document["error"]["message"]
+    assert document["attempts"] == 5 and document["dead_letter"]["delivery_count"] == 5
+    assert len(fake_openai.completions(MODEL)) == 5
+
+    fake_openai.reset()  # the fix
+    capsys.readouterr()
+    assert cli.main(["replay-dlq", "--max", "10"]) == 0
+    assert '"replayed": 1' in capsys.readouterr().out
+    document = cli.follow_task(store, task_id, timeout_s=120, live=False)
+    assert document["status"] == "succeeded", document
+    assert document["replays"] == 1 and document["history"][0]["error"]["code"] == "dead_lettered"
