@@ -11,8 +11,6 @@ records the task of each dead letter as failed (``atlas.dead_letter``) and ackno
 
 from __future__ import annotations
 
-import functools
-
 import functions_framework
 from cloudevents.http import CloudEvent
 
@@ -21,13 +19,13 @@ from atlas.dead_letter import handle_dead_letter_event
 from atlas.logs import configure_logging
 from atlas.pipeline import PipelineDeps, process_event
 from atlas.store import TaskStore
-from atlas.worker import build_deps
+from atlas.worker import build_deps, once
 
 SETTINGS = config.load(config.WorkerSettings)
 configure_logging(SETTINGS.log_level)
 
 
-@functools.cache
+@once
 def _deps() -> PipelineDeps:
     return build_deps(SETTINGS)
 
@@ -38,11 +36,12 @@ def handle_task(cloud_event: CloudEvent) -> None:
     process_event(data, event_id=str(cloud_event["id"]), deps=_deps())
 
 
-@functools.cache
+@once
 def _store() -> TaskStore:
     from google.cloud import firestore
 
-    return TaskStore(firestore.Client(project=SETTINGS.project), SETTINGS.tasks_collection)
+    client = firestore.Client(project=SETTINGS.project)
+    return TaskStore(client, SETTINGS.tasks_collection, retention_days=SETTINGS.task_retention_days)
 
 
 @functions_framework.cloud_event

@@ -30,11 +30,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from atlas import limits
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO / ".atlas" / "stack"
 DEFAULT_PROJECT = "demo-atlas"
 DEFAULT_TOPIC = "atlas-tasks"
-ACK_DEADLINE_S = 300
+ACK_DEADLINE_S = limits.ACK_DEADLINE_S  # atlas/limits.py: task deadline < function timeout <= ack deadline
 MAX_DELIVERY_ATTEMPTS = 5
 MIN_BACKOFF_S = 1
 MAX_BACKOFF_S = 10

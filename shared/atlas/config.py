@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from atlas import limits
 from atlas.errors import ConfigError
 
 ENV_PREFIX = "ATLAS_"
@@ -92,8 +93,8 @@ class WorkerSettings(CoreSettings):
     retrieval_auth: Literal["auto", "none", "id_token"] = "auto"
     retrieval_timeout_s: float = Field(default=30.0, gt=0, le=300)
     retrieval_top_k: int = Field(default=6, ge=1, le=50)
-    lease_s: int = Field(default=300, ge=10, le=3600)
-    task_deadline_s: int = Field(default=240, ge=5, le=3600)
+    lease_s: int = Field(default=limits.LEASE_S, ge=10, le=3600)
+    task_deadline_s: int = Field(default=limits.TASK_DEADLINE_S, ge=5, le=3600)
     max_delivery_attempts: int = Field(default=5, ge=1, le=100)
     llm_chain: tuple[ChainEntry, ...] = DEFAULT_CHAIN
     llm_attempts_per_entry: int = Field(default=3, ge=1, le=10)
