@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_openai import FakeOpenAI
 
 from stack import REPO, start_emulators
 from support import TEST_PROJECT
-from support.fake_openai import FakeOpenAI
 
 DEFAULT_MODEL_DIR = REPO / ".atlas" / "models" / "all-MiniLM-L6-v2"
 

@@ -1,3 +1,3 @@
-"""Test support: a local OpenAI-compatible server, the in-process retriever, shared constants."""
+"""Test support: the in-process retriever, shared constants (the fake OpenAI server: infra/local/fake_openai.py)."""
 
 TEST_PROJECT = "test-atlas"

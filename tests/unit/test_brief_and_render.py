@@ -1,9 +1,10 @@
 import json
 
+from fake_openai import design_for
+
 from atlas.brief import CONFIGURE_PROVIDER_HINT, build_brief
 from atlas.models import Source, TaskMessage
 from atlas.render import render_task, to_json_line
-from support.fake_openai import design_for
 
 
 def test_brief_lists_sources_and_says_how_to_configure_a_provider():

@@ -1,4 +1,5 @@
-"""A local OpenAI-compatible chat-completions server for tests (the OpenAI API cannot be reached here).
+"""A local OpenAI-compatible chat-completions server for tests and scripts/loadtest.py (the OpenAI API cannot
+be reached here). Run alone: ``python infra/local/fake_openai.py --port 8090``.
 
 The openai SDK talks to it over real HTTP (HTTP/1.1, chunked server-sent events when ``stream`` is set)
 through ``base_url``. By default it answers every request with a valid design that cites the sources it
@@ -13,11 +14,17 @@ model (``script_model``), or set as a model's standing behaviour (``default_for`
 - ``"length"``: half the design, then ``finish_reason: length``
 - ``"cut"``: half the design, then the connection is dropped mid-stream
 - ``"stall"``: half the design, then silence for ``stall_s`` seconds
+
+With ``fault_rate`` above 0, a request with no scripted behaviour gets one of ``FAULTS`` at that rate
+(chosen by a seeded random generator). Each recorded request says in ``outcome`` whether the whole answer
+was sent (``"answered"``); the load test counts generations from that.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import random
 import re
 import socket
 import threading
@@ -28,6 +35,7 @@ from typing import Any
 
 SOURCE_ID = re.compile(r'<source id="(S\d+)"')
 STREAM_PIECES = 12
+FAULTS = ("status:429", "status:500", "stall", "cut")
 
 
 def design_for(prompt_text: str, *, invent: bool = False, model: str = "fake") -> dict[str, Any]:
@@ -55,7 +63,7 @@ def design_for(prompt_text: str, *, invent: bool = False, model: str = "fake") -
 
 
 class FakeOpenAI:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._script: deque[str] = deque()
         self._model_script: dict[str, deque[str]] = defaultdict(deque)
         self._model_default: dict[str, str] = {}
@@ -76,7 +84,7 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 fake._handle(self, body)
 
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -115,6 +123,8 @@ class FakeOpenAI:
             self.stall_s = 30.0
             self.retry_after = "1"
             self.usage = {"prompt_tokens": 1200, "completion_tokens": 300, "cached_tokens": 200}
+            self.fault_rate = 0.0
+            self.rng = random.Random(0)
 
     def completions(self, model: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -131,16 +141,20 @@ class FakeOpenAI:
                 return queue.popleft()
             if self._script:
                 return self._script.popleft()
+            if model not in self._model_default and self.fault_rate and self.rng.random() < self.fault_rate:
+                return self.rng.choice(FAULTS)
             return self._model_default.get(model, "design")
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         model = str(body.get("model", "fake-model"))
         headers = {k.lower(): v for k, v in handler.headers.items()}
+        record: dict[str, Any] = {"path": handler.path, "body": body, "headers": headers, "outcome": None}
         with self._lock:
-            self.requests.append({"path": handler.path, "body": body, "headers": headers})
+            self.requests.append(record)
         if not handler.path.endswith("/chat/completions"):
             return _send_json(handler, 404, {"error": {"message": f"no route {handler.path}"}})
         behaviour = self._behaviour(model)
+        record["behaviour"] = behaviour
         if self.latency_s:
             time.sleep(self.latency_s)
         if behaviour.startswith("status:"):
@@ -160,8 +174,12 @@ class FakeOpenAI:
             message = {"role": "assistant", "content": content, "refusal": refusal or None}
             finish = "length" if behaviour == "length" else "stop"
             choice = {"index": 0, "finish_reason": finish, "message": message}
-            return _send_json(handler, 200, _chunk(model, [choice], usage=self._usage(), kind="chat.completion"))
-        self._stream(handler, model, behaviour, content, refusal, body)
+            _send_json(handler, 200, _chunk(model, [choice], usage=self._usage(), kind="chat.completion"))
+            record["outcome"] = "answered"
+            return None
+        if self._stream(handler, model, behaviour, content, refusal, body):
+            record["outcome"] = "answered"
+        return None
 
     def _content(self, behaviour: str, body: dict[str, Any], model: str) -> tuple[str, str]:
         prompt_text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
@@ -191,7 +209,8 @@ class FakeOpenAI:
         content: str,
         refusal: str,
         body: dict[str, Any],
-    ) -> None:
+    ) -> bool:
+        """Stream the answer; True when all of it was sent."""
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
         handler.send_header("Transfer-Encoding", "chunked")
@@ -212,17 +231,18 @@ class FakeOpenAI:
             handler.wfile.flush()
             handler.connection.shutdown(socket.SHUT_RDWR)  # no terminating chunk: a broken transfer
             handler.close_connection = True
-            return
+            return False
         if behaviour == "stall":
             self._stopping.wait(self.stall_s)
             handler.close_connection = True
-            return
+            return False
         finish = "length" if behaviour == "length" else "stop"
         _event(handler, _chunk(model, [{"index": 0, "delta": {}, "finish_reason": finish}]))
         if (body.get("stream_options") or {}).get("include_usage"):
             _event(handler, _chunk(model, [], usage=self._usage()))
         _write_chunk(handler, b"data: [DONE]\n\n")
         _write_chunk(handler, b"")
+        return True
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -264,3 +284,24 @@ def _send_json(
         handler.send_header(key, value)
     handler.end_headers()
     handler.wfile.write(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve the fake OpenAI-compatible API until interrupted.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    fake = FakeOpenAI(port=args.port)
+    fake.fault_rate, fake.latency_s = args.fault_rate, args.latency_ms / 1000
+    fake.start()
+    print(fake.base_url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
