@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -122,6 +123,15 @@ def stop_process(process: Process, timeout_s: float = 10.0) -> None:
             time.sleep(0.1)
 
 
+def _leader_exited(process: Process) -> bool:
+    """Whether the group's leader (a child of this process) has exited; reaps it if so."""
+    try:
+        pid, _ = os.waitpid(process.pid, os.WNOHANG)
+    except ChildProcessError:
+        return not process.alive()
+    return pid == process.pid
+
+
 def wait_for_http(url: str, process: Process | None, timeout_s: float = START_TIMEOUT_S, ok_any: bool = False) -> None:
     """Wait until ``url`` answers (200, or any HTTP status when ``ok_any``); fail early if the process died."""
     deadline = time.monotonic() + timeout_s
@@ -188,6 +198,7 @@ class LocalStack:
         ports: Mapping[str, int] | None = None,
         min_backoff_s: int = MIN_BACKOFF_S,
         max_backoff_s: int = MAX_BACKOFF_S,
+        supervise: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.project = project
@@ -199,6 +210,11 @@ class LocalStack:
         self._retrieval_env = dict(retrieval_env or {})
         self._ack_deadline_s = ack_deadline_s
         self._backoff_s = (min_backoff_s, max_backoff_s)
+        self._supervise = supervise
+        self._specs: dict[str, tuple[list[str], dict[str, str]]] = {}  # what the supervisor restarts
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self.restarts: dict[str, int] = {}
         self._ports = dict(ports or {})
         self.state: StackState | None = None
 
@@ -263,11 +279,12 @@ class LocalStack:
             "ATLAS_RETRIEVAL_URL": retrieval_url,
             **self._worker_env,
         }
-        worker = start_process("worker", worker_argv(functions_framework, "handle_task", worker_port), worker_env, logs)
+        self._specs["worker"] = (worker_argv(functions_framework, "handle_task", worker_port), worker_env)
+        dead_letter_argv = worker_argv(functions_framework, "handle_dead_letter", dead_letter_port)
+        self._specs["dead-letter"] = (dead_letter_argv, worker_env)
+        worker = start_process("worker", *self._specs["worker"], logs)
         processes.append(worker)
-        dead_letter = start_process(
-            "dead-letter", worker_argv(functions_framework, "handle_dead_letter", dead_letter_port), worker_env, logs
-        )
+        dead_letter = start_process("dead-letter", *self._specs["dead-letter"], logs)
         processes.append(dead_letter)
         wait_for_http(f"{retrieval_url}/health", retrieval)
         wait_for_http(f"http://127.0.0.1:{worker_port}/", worker, ok_any=True)
@@ -289,9 +306,34 @@ class LocalStack:
         )
         create_subscriptions(state, ack_deadline_s=self._ack_deadline_s, backoff_s=self._backoff_s)
         self.state = state
+        if self._supervise:
+            self._supervisor = threading.Thread(target=self._watch, args=(logs,), name="stack-supervisor", daemon=True)
+            self._supervisor.start()
         return state
 
+    def _watch(self, logs: Path) -> None:
+        """Restart the worker and the dead-letter handler when they die (as Cloud Run replaces an instance)."""
+        while not self._stopping.wait(0.25):
+            state = self.state
+            if state is None:
+                return
+            for index, process in enumerate(list(state.processes)):
+                if process.name not in self._specs or not _leader_exited(process):
+                    continue
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)  # what is left of the group (gunicorn's workers)
+                except ProcessLookupError:
+                    pass
+                if self._stopping.is_set():
+                    return
+                state.processes[index] = start_process(process.name, *self._specs[process.name], logs)
+                self.restarts[process.name] = self.restarts.get(process.name, 0) + 1
+                print(f"stack: {process.name} died; restarted it", file=sys.stderr, flush=True)
+
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
         if self.state is not None:
             for process in reversed(self.state.processes):
                 stop_process(process)

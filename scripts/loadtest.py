@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Load and fault test of the local stack: publish tasks (some twice or three times), inject LLM faults,
+kill the worker, pause Firestore, and check that every task ends terminal exactly once and is paid once.
+
+It starts a local stack of its own (supervised: a killed worker is restarted, as Cloud Run replaces an
+instance), or with ``--use-running`` uses the one ``make up`` recorded in ``.atlas/stack/state.json``
+(or the env variables ``make up`` prints); the LLM is the local OpenAI-compatible test server
+(infra/local/fake_openai.py), started here. A worker kill needs a supervised stack, so it is refused
+with ``--use-running``.
+
+    python scripts/loadtest.py --tasks 100 --duplicates 0.2 --llm-fault-rate 0.2 \\
+        --kill-worker-after 30 --restart-firestore-after 60
+
+Progress goes to stderr; the last line on stdout is one JSON object: tasks, succeeded, degraded, failed,
+lost (published but not terminal within --timeout), generations (LLM answers sent in full for these
+tasks), duplicate_generations (answers beyond the first for a task), throughput_per_s, p50_s, p95_s, and
+what was injected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "shared"), str(REPO / "infra" / "local")]
+
+from fake_openai import FakeOpenAI  # noqa: E402
+
+from stack import DEFAULT_STATE_DIR, LocalStack, Process, StackState, _load_state  # noqa: E402
+
+TERMINAL = {"succeeded", "degraded", "failed"}
+MARKER = re.compile(r"\[load ([A-Za-z0-9_.:-]+)\]")
+FIRESTORE_OUTAGE_S = 10
+PROMPTS = (
+    "Design a logging architecture for microservices",
+    "Design a multi-region disaster recovery plan",
+    "Design a caching layer for a read-heavy API",
+    "Design an event-driven order pipeline",
+)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=100, help="distinct tasks to publish")
+    parser.add_argument("--duplicates", type=float, default=0.0, help="fraction of tasks published 2 or 3 times")
+    parser.add_argument("--llm-fault-rate", type=float, default=0.0, help="fraction of LLM requests that fail")
+    parser.add_argument("--llm-latency-ms", type=float, default=0.0, help="LLM latency before each answer")
+    parser.add_argument("--kill-worker-after", type=int, help="kill -9 the worker after K tasks finished")
+    parser.add_argument("--restart-firestore-after", type=int, help="stop Firestore for 10 s after K tasks")
+    parser.add_argument("--timeout", type=float, default=900, help="give up on unfinished tasks after this (s)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--use-running", action="store_true", help="use the stack `make up` started")
+    parser.add_argument("--state-dir", type=Path, default=None, help="where the started stack keeps its logs")
+    return parser.parse_args(argv)
+
+
+def running_state() -> StackState:
+    state = _load_state(DEFAULT_STATE_DIR)
+    if state is not None:
+        return state
+    env = os.environ
+    if not (env.get("PUBSUB_EMULATOR_HOST") and env.get("FIRESTORE_EMULATOR_HOST")):
+        raise SystemExit("no running stack: no .atlas/stack/state.json and no *_EMULATOR_HOST variables")
+    topic = env.get("ATLAS_TOPIC", "atlas-tasks")
+    return StackState(
+        project=env.get("ATLAS_PROJECT", "demo-atlas"),
+        topic=topic,
+        dlq_topic=f"{topic}-dlq",
+        subscription=f"{topic}-worker",
+        dlq_subscription=f"{topic}-dlq-inspect",
+        pubsub_host=env["PUBSUB_EMULATOR_HOST"],
+        firestore_host=env["FIRESTORE_EMULATOR_HOST"],
+        retrieval_url=env.get("ATLAS_RETRIEVAL_URL", "http://127.0.0.1:8081"),
+        worker_url="",
+    )
+
+
+def process_named(state: StackState, name: str) -> Process:
+    for process in state.processes:
+        if process.name == name:
+            return process
+    raise SystemExit(f"the stack has no {name} process to act on")
+
+
+def pause_firestore(state: StackState, seconds: float) -> None:
+    """The Firestore emulator keeps its data in memory: it is frozen (SIGSTOP), not killed, for ``seconds``."""
+    emulator = process_named(state, "firestore-emulator")
+    log(f"Firestore emulator stopped for {seconds:.0f} s")
+    os.killpg(emulator.pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.killpg(emulator.pid, signal.SIGCONT)
+    log("Firestore emulator running again")
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 3)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rng = random.Random(args.seed)
+    if args.use_running and args.kill_worker_after is not None:
+        raise SystemExit("--kill-worker-after needs the supervised stack this script starts (drop --use-running)")
+
+    fake = FakeOpenAI()
+    fake.fault_rate = args.llm_fault_rate
+    fake.latency_s = args.llm_latency_ms / 1000
+    fake.stall_s = 5.0
+    fake.rng = random.Random(args.seed)
+    fake.start()
+    run = uuid.uuid4().hex[:6]
+    collection = f"tasks-load-{run}"
+    stack: LocalStack | None = None
+    if args.use_running:
+        state = running_state()
+        log(f"using the running stack (Pub/Sub {state.pubsub_host}); its worker must use {fake.base_url}")
+        collection = os.environ.get("ATLAS_TASKS_COLLECTION", "tasks")
+    else:
+        from atlas.config import ChainEntry, chain_to_env
+
+        chain = (ChainEntry(provider="openai_compatible", model="gpt-4o-mini", base_url=fake.base_url),)
+        state_dir = args.state_dir or REPO / ".atlas" / "loadtest" / run
+        stack = LocalStack(
+            state_dir,
+            topic=f"atlas-load-{run}",
+            supervise=True,
+            retrieval_env={
+                "ATLAS_EMBEDDING_MODEL_DIR": os.environ.get(
+                    "ATLAS_EMBEDDING_MODEL_DIR", str(REPO / ".atlas" / "models" / "all-MiniLM-L6-v2")
+                ),
+                "HF_HUB_OFFLINE": "1",
+            },
+            worker_env={
+                "ATLAS_LLM_CHAIN": chain_to_env(chain),
+                "ATLAS_TASKS_COLLECTION": collection,
+                "ATLAS_LLM_COOLDOWN_S": "0",
+                "ATLAS_LLM_STALL_S": "2",
+                "ATLAS_LLM_RETRY_AFTER_CAP_S": "1",
+                # A short lease, so that a task whose delivery died with a killed worker is taken over soon.
+                "ATLAS_LEASE_S": "20",
+                "ATLAS_TASK_DEADLINE_S": "15",
+                "ATLAS_LOG_LEVEL": "WARNING",
+            },
+        )
+        log(f"starting a local stack (logs in {state_dir / 'logs'})")
+        state = stack.start()
+    os.environ.update(state.client_env(), ATLAS_TASKS_COLLECTION=collection)
+    try:
+        return run_load(args, rng, fake, state, stack, collection, run)
+    finally:
+        if stack is not None:
+            stack.stop()
+        fake.stop()
+
+
+def run_load(
+    args: argparse.Namespace,
+    rng: random.Random,
+    fake: FakeOpenAI,
+    state: StackState,
+    stack: LocalStack | None,
+    collection: str,
+    run: str,
+) -> int:
+    from google.cloud import firestore, pubsub_v1
+
+    from atlas import cli
+
+    if stack is not None:
+        with open(os.devnull, "w") as quiet:
+            saved, sys.stdout = sys.stdout, quiet
+            try:
+                assert cli.main(["ingest", str(REPO / "knowledge")]) == 0
+            finally:
+                sys.stdout = saved
+    tasks = [f"load-{run}-{i:05d}" for i in range(args.tasks)]
+    copies = {task: (rng.choice((2, 3)) if rng.random() < args.duplicates else 1) for task in tasks}
+    messages = [task for task in tasks for _ in range(copies[task])]
+    rng.shuffle(messages)
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(state.project, state.topic)
+    published_at: dict[str, float] = {}
+    started = time.time()
+    futures = []
+    for task in messages:
+        body = {"prompt": f"{rng.choice(PROMPTS)} [load {task}]", "task_id": task}
+        published_at.setdefault(task, time.time())
+        futures.append(publisher.publish(topic, json.dumps(body).encode()))
+    for future in futures:
+        future.result(timeout=60)
+    log(f"published {len(messages)} messages for {len(tasks)} tasks ({len(messages) - len(tasks)} duplicates)")
+
+    client = firestore.Client(project=state.project)
+    wanted = set(tasks)
+    done: dict[str, dict[str, Any]] = {}
+    injected: dict[str, Any] = {}
+    outage: threading.Thread | None = None
+    deadline = time.monotonic() + args.timeout
+    last_report = 0.0
+    while time.monotonic() < deadline and len(done) < len(tasks):
+        try:
+            for snapshot in client.collection(collection).select(["status", "finished_at"]).stream(timeout=30):
+                data = snapshot.to_dict() or {}
+                if snapshot.id in wanted and data.get("status") in TERMINAL and snapshot.id not in done:
+                    done[snapshot.id] = data
+        except Exception as exc:  # Firestore paused or restarting: try again
+            log(f"polling Firestore failed ({type(exc).__name__}); retrying")
+        if (
+            args.kill_worker_after is not None
+            and "worker_killed_at" not in injected
+            and len(done) >= args.kill_worker_after
+        ):
+            assert stack is not None and stack.state is not None
+            worker = process_named(stack.state, "worker")
+            os.killpg(worker.pid, signal.SIGKILL)
+            injected["worker_killed_at"] = len(done)
+            log(f"killed the worker (pid {worker.pid}) with SIGKILL after {len(done)} tasks")
+        if args.restart_firestore_after is not None and outage is None and len(done) >= args.restart_firestore_after:
+            injected["firestore_stopped_at"] = len(done)
+            outage = threading.Thread(target=pause_firestore, args=(state, FIRESTORE_OUTAGE_S), daemon=True)
+            outage.start()
+        if time.monotonic() - last_report > 5:
+            last_report = time.monotonic()
+            counts = Counter(d["status"] for d in done.values())
+            log(f"{len(done)}/{len(tasks)} terminal {dict(counts)}")
+        time.sleep(0.5)
+    elapsed = time.time() - started
+    if outage is not None:
+        outage.join()
+
+    latencies = []
+    for task, data in done.items():
+        finished = data.get("finished_at")
+        if isinstance(finished, datetime):
+            latencies.append(finished.replace(tzinfo=finished.tzinfo or UTC).timestamp() - published_at[task])
+    generations: Counter[str] = Counter()
+    for request in fake.completions():
+        if request.get("outcome") != "answered":
+            continue
+        text = "\n".join(str(m.get("content", "")) for m in request["body"].get("messages", []))
+        found = MARKER.search(text)
+        if found and found.group(1) in wanted:
+            generations[found.group(1)] += 1
+    counts = Counter(d["status"] for d in done.values())
+    last_finish = max(latencies, default=elapsed)
+    result = {
+        "tasks": len(tasks),
+        "messages": len(messages),
+        "succeeded": counts.get("succeeded", 0),
+        "degraded": counts.get("degraded", 0),
+        "failed": counts.get("failed", 0),
+        "lost": len(tasks) - len(done),
+        "generations": sum(generations.values()),
+        "duplicate_generations": sum(n - 1 for n in generations.values() if n > 1),
+        "throughput_per_s": round(len(done) / last_finish, 2) if last_finish > 0 else None,
+        "p50_s": percentile(latencies, 50),
+        "p95_s": percentile(latencies, 95),
+        "llm_requests": len(fake.completions()),
+        "llm_fault_rate": args.llm_fault_rate,
+        "llm_latency_ms": args.llm_latency_ms,
+        "duplicates": args.duplicates,
+        **injected,
+        "restarts": dict(stack.restarts) if stack is not None else {},
+        "failed_codes": dict(
+            Counter(str(_error_code(client, collection, t)) for t, d in done.items() if d["status"] == "failed")
+        ),
+    }
+    print(json.dumps(result), flush=True)
+    return 0 if result["lost"] == 0 and result["duplicate_generations"] == 0 else 1
+
+
+def _error_code(client: Any, collection: str, task_id: str) -> str | None:
+    data = client.collection(collection).document(task_id).get().to_dict() or {}
+    return (data.get("error") or {}).get("code")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
