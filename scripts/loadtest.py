@@ -148,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
             state_dir,
             topic=f"atlas-load-{run}",
             supervise=True,
+            # The limits scaled down together (task deadline 15 s < lease 20 s < ack deadline 30 s): a push that
+            # dies with a killed worker is given up on by the emulator only after the ack deadline.
+            ack_deadline_s=30,
+            # The emulator stopped redelivering after a burst of failures with a 1-10 s backoff; 0-1 s keeps it going.
+            min_backoff_s=0,
+            max_backoff_s=1,
             retrieval_env={
                 "ATLAS_EMBEDDING_MODEL_DIR": os.environ.get(
                     "ATLAS_EMBEDDING_MODEL_DIR", str(REPO / ".atlas" / "models" / "all-MiniLM-L6-v2")

@@ -123,6 +123,71 @@ def stop_process(process: Process, timeout_s: float = 10.0) -> None:
             time.sleep(0.1)
 
 
+class FrontEnd:
+    """A minimal front end for the supervised worker: forwards each request to the worker, waiting (up to
+    ``wait_s``) for it to accept connections while it restarts; a request whose worker died answers 503."""
+
+    def __init__(self, port: int, backend_port: int, wait_s: float = 60.0) -> None:
+        import http.client
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._forward()
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._forward()
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                deadline = time.monotonic() + front.wait_s
+                status, payload = 503, b"worker unavailable"
+                while True:
+                    connection = http.client.HTTPConnection("127.0.0.1", front.backend_port, timeout=600)
+                    try:
+                        connection.request(self.command, self.path, body=body, headers=headers)
+                    except ConnectionRefusedError:
+                        connection.close()
+                        if time.monotonic() > deadline:
+                            break
+                        time.sleep(0.2)
+                        continue
+                    try:
+                        response = connection.getresponse()
+                        status, payload = response.status, response.read()
+                    except (OSError, http.client.HTTPException):
+                        status, payload = 503, b"the worker died while handling the request"
+                    finally:
+                        connection.close()
+                    break
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.backend_port = backend_port
+        self.wait_s = wait_s
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="stack-front-end", daemon=True)
+
+    def start(self) -> FrontEnd:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 def _leader_exited(process: Process) -> bool:
     """Whether the group's leader (a child of this process) has exited; reaps it if so."""
     try:
@@ -215,6 +280,7 @@ class LocalStack:
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self.restarts: dict[str, int] = {}
+        self._front: FrontEnd | None = None
         self._ports = dict(ports or {})
         self.state: StackState | None = None
 
@@ -249,6 +315,10 @@ class LocalStack:
         assert pubsub_host and firestore_host
 
         retrieval_port, worker_port = self._port("retrieval"), self._port("worker")
+        # Supervised, the worker listens behind a front end (as Cloud Run's): Pub/Sub pushes to the front end,
+        # which never refuses a connection while the worker restarts (the emulator stops pushing to an
+        # endpoint that refused many connections in a row).
+        backend_port = free_port() if self._supervise else worker_port
         dead_letter_port = self._port("dead_letter")
         retrieval_url = f"http://127.0.0.1:{retrieval_port}"
         functions_framework = str(Path(sys.executable).with_name("functions-framework"))
@@ -279,7 +349,7 @@ class LocalStack:
             "ATLAS_RETRIEVAL_URL": retrieval_url,
             **self._worker_env,
         }
-        self._specs["worker"] = (worker_argv(functions_framework, "handle_task", worker_port), worker_env)
+        self._specs["worker"] = (worker_argv(functions_framework, "handle_task", backend_port), worker_env)
         dead_letter_argv = worker_argv(functions_framework, "handle_dead_letter", dead_letter_port)
         self._specs["dead-letter"] = (dead_letter_argv, worker_env)
         worker = start_process("worker", *self._specs["worker"], logs)
@@ -287,7 +357,9 @@ class LocalStack:
         dead_letter = start_process("dead-letter", *self._specs["dead-letter"], logs)
         processes.append(dead_letter)
         wait_for_http(f"{retrieval_url}/health", retrieval)
-        wait_for_http(f"http://127.0.0.1:{worker_port}/", worker, ok_any=True)
+        wait_for_http(f"http://127.0.0.1:{backend_port}/", worker, ok_any=True)
+        if self._supervise:
+            self._front = FrontEnd(worker_port, backend_port).start()
         wait_for_http(f"http://127.0.0.1:{dead_letter_port}/", dead_letter, ok_any=True)
 
         state = StackState(
@@ -332,6 +404,9 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._front is not None:
+            self._front.stop()
+            self._front = None
         if self._supervisor is not None:
             self._supervisor.join(timeout=5)
         if self.state is not None:
