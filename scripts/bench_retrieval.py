@@ -19,6 +19,7 @@ and memory at that size. The last line printed is one JSON object with every num
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -94,6 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             result[f"{prefix}ndcg_at_10"] = round(ndcg, 4)
             result[f"{prefix}recall_at_100"] = round(recall, 4)
             print(f"{mode:>6}: nDCG@10 {ndcg:.4f}  recall@100 {recall:.4f}")
+        configured = index.ranking
+        for fusion in ("rrf", "dbsf"):  # both fusions on the same index, for choosing the default
+            index.ranking = dataclasses.replace(configured, fusion=fusion)
+            ndcg, _ = _evaluate(index, "hybrid", [(queries[q], qrels[q]) for q in judged])
+            result[f"{fusion}_ndcg_at_10"] = round(ndcg, 4)
+            print(f"hybrid with {fusion}: nDCG@10 {ndcg:.4f}")
+        index.ranking = configured
         latencies = [_timed_search(service, queries[q]) for q in judged]
         result.update(
             query_p50_ms=round(_percentile(latencies, 50), 2),
@@ -225,7 +233,7 @@ def _scale(
     words = [w for d in corpus[:2000] for w in str(d.get("text", "")).split()]
     basis = scorer._matrix.copy()  # noqa: SLF001 - the corpus's own vectors, to mix from
     synthetic = [
-        Document(source=f"synthetic/{i // 4}", text=" ".join(rng.choices(words, k=rng.randint(60, 180))))
+        Document(source=f"synthetic/{i}", text=" ".join(rng.choices(words, k=rng.randint(40, 140))))
         for i in range(extra)
     ]
     mixer = KnowledgeIndex(
