@@ -175,8 +175,14 @@ class FrontEnd:
 
         self.backend_port = backend_port
         self.wait_s = wait_s
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                return None  # the emulator drops idle keep-alive connections: not an error
+
+        self._server = Server(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="stack-front-end", daemon=True)
 
     def start(self) -> FrontEnd:
