@@ -46,7 +46,7 @@ from atlas.retrieval.index import EMBED_BATCH, Document, KnowledgeIndex, SearchM
 from atlas.retrieval.service import IngestDocument, IngestRequest, RetrievalService, SearchRequest  # noqa: E402
 
 RANK_DEPTH_CHUNKS = 400  # enough chunks to fill 100 distinct documents
-DEFAULT_MODEL_DIR = REPO / ".atlas" / "models" / "all-MiniLM-L6-v2"
+DEFAULT_MODEL_DIR = REPO / ".atlas" / "models" / "all-MiniLM-L6-v2-int8"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
