@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     from atlas import cli
 
     state_dir = REPO / ".atlas" / "demo"
+    # A fresh index every run: the demo ingests knowledge/ anyway, and a folder left by an older version
+    # (say, from before hybrid search) must not stop it.
+    shutil.rmtree(state_dir / "qdrant", ignore_errors=True)
     started = time.monotonic()
     print("Starting the local stack (emulators, retrieval, worker)...", flush=True)
     with LocalStack(state_dir, qdrant_path=state_dir / "qdrant") as state:
