@@ -127,3 +127,48 @@ resource "google_cloudfunctions2_function" "worker" {
     google_secret_manager_secret_iam_member.worker_llm_keys,
   ]
 }
+
+# The dead-letter handler: the worker's bundle with another entry point (handle_dead_letter). It records the
+# task of each dead letter as failed with the reason and the delivery count; it calls no LLM, so it gets
+# no secrets, and it needs the worker's settings only because the module loads them at import.
+resource "google_cloudfunctions2_function" "dead_letter" {
+  name        = "atlas-dead-letter"
+  location    = var.region
+  description = "Atlas dead-letter handler: records dead-lettered tasks as failed (CloudEvent signature)."
+
+  build_config {
+    runtime           = "python311"
+    entry_point       = "handle_dead_letter"
+    service_account   = google_service_account.function_build.id
+    docker_repository = google_artifact_registry_repository.functions.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.sources.name
+        object = google_storage_bucket_object.bundle["worker"].name
+      }
+    }
+  }
+
+  # No event_trigger: the trigger is the push subscription on the dead-letter topic (pubsub.tf).
+  service_config {
+    service_account_email            = google_service_account.worker.email
+    available_memory                 = "512Mi"
+    available_cpu                    = "1"
+    timeout_seconds                  = 60
+    max_instance_request_concurrency = 8
+    min_instance_count               = 0
+    max_instance_count               = 2
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    environment_variables = merge(
+      local.worker_env,
+      var.daily_budget_usd == null ? {} : local.worker_env_daily_budget,
+    )
+  }
+
+  depends_on = [
+    google_artifact_registry_repository_iam_member.function_build_pushes_images,
+    google_project_iam_member.function_build_logs,
+    google_storage_bucket_iam_member.function_build_reads_sources,
+  ]
+}

@@ -84,6 +84,15 @@ resource "google_cloud_run_v2_service_iam_member" "worker_invoker_push" {
   member   = google_service_account.push.member
 }
 
+# The dead-letter handler is called only by the push subscription on the dead-letter topic.
+resource "google_cloud_run_v2_service_iam_member" "dead_letter_invoker_push" {
+  project  = var.project_id
+  location = google_cloudfunctions2_function.dead_letter.location
+  name     = google_cloudfunctions2_function.dead_letter.name
+  role     = "roles/run.invoker"
+  member   = google_service_account.push.member
+}
+
 # --- The Pub/Sub service agent -----------------------------------------------------------------------
 
 resource "google_project_service_identity" "pubsub" {

@@ -21,6 +21,7 @@ locals {
   # --- The code's Pub/Sub topology (infra/local/stack.py creates the same names locally) ----------
   dlq_topic_name      = "${var.topic_name}-dlq"
   dlq_inspect_name    = "${var.topic_name}-dlq-inspect"
+  dlq_handler_name    = "${var.topic_name}-dlq-worker"
   worker_subscription = "${var.topic_name}-worker"
 
   # --- Qdrant: exactly one backend ---------------------------------------------------------------

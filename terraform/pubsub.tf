@@ -76,3 +76,36 @@ resource "google_pubsub_subscription" "worker" {
     google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters,
   ]
 }
+
+# Dead letters are also pushed to the dead-letter handler, which records each task as failed with the
+# reason (the inspect subscription above keeps its own copy for `atlas replay-dlq`). No dead-letter policy
+# here: a dead letter that cannot be recorded is retried with backoff until its retention runs out.
+resource "google_pubsub_subscription" "dead_letter_handler" {
+  name                       = local.dlq_handler_name
+  topic                      = google_pubsub_topic.dlq.id
+  ack_deadline_seconds       = 60
+  message_retention_duration = "${var.dead_letter_retention_days * 86400}s"
+
+  push_config {
+    push_endpoint = "${google_cloudfunctions2_function.dead_letter.service_config[0].uri}/projects/${var.project_id}/topics/${local.dlq_topic_name}"
+
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      audience              = google_cloudfunctions2_function.dead_letter.service_config[0].uri
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "${var.retry_minimum_backoff_seconds}s"
+    maximum_backoff = "${var.retry_maximum_backoff_seconds}s"
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  depends_on = [
+    google_cloud_run_v2_service_iam_member.dead_letter_invoker_push,
+    google_service_account_iam_member.pubsub_agent_signs_push_tokens,
+  ]
+}
