@@ -2,17 +2,12 @@
 push subscription after 5 deliveries, the stack's dead-letter handler records it failed with the reason and
 the attempt count, and ``atlas replay-dlq`` after the fix finishes it under the same task id."""
 
-import os
-import uuid
 
 import pytest
-from google.cloud import firestore, pubsub_v1
+from google.cloud import pubsub_v1
 
 from atlas import cli
-from atlas.config import ChainEntry, chain_to_env
-from atlas.store import TaskStore
-from stack import LocalStack
-from support import TEST_PROJECT
+from support.running_stack import running_stack
 
 pytestmark = pytest.mark.e2e
 MODEL = "gpt-4o-mini"
@@ -20,17 +15,12 @@ MODEL = "gpt-4o-mini"
 
 @pytest.fixture(scope="module")
 def dl_stack(emulators, _fake_openai_server, model_dir, tmp_path_factory):
-    collection = f"tasks-dl-{uuid.uuid4().hex[:8]}"
-    chain = (ChainEntry(provider="openai_compatible", model=MODEL, base_url=_fake_openai_server.base_url),)
-    stack = LocalStack(
+    with running_stack(
+        emulators,
         tmp_path_factory.mktemp("stack-dl"),
-        project=TEST_PROJECT,
-        topic=f"atlas-dl-{uuid.uuid4().hex[:8]}",
-        pubsub_host=emulators["pubsub"],
-        firestore_host=emulators["firestore"],
+        base_url=_fake_openai_server.base_url,
+        models=[MODEL],
         worker_env={
-            "ATLAS_LLM_CHAIN": chain_to_env(chain),
-            "ATLAS_TASKS_COLLECTION": collection,
             "ATLAS_LLM_COOLDOWN_S": "0",
             "ATLAS_LLM_ATTEMPTS_PER_ENTRY": "1",
             # More than the subscription's 5: the worker never degrades, so Pub/Sub's dead-letter policy decides.
@@ -38,17 +28,8 @@ def dl_stack(emulators, _fake_openai_server, model_dir, tmp_path_factory):
         },
         min_backoff_s=0,
         max_backoff_s=1,
-    )
-    state = stack.start()
-    saved = dict(os.environ)
-    os.environ.update(state.client_env(), ATLAS_TASKS_COLLECTION=collection)
-    try:
-        assert cli.main(["ingest", "knowledge"]) == 0
-        yield state, TaskStore(firestore.Client(project=TEST_PROJECT), collection)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        stack.stop()
+    ) as running:
+        yield running
 
 
 def test_dead_lettered_task_is_recorded_then_replayed_after_the_fix(dl_stack, fake_openai, capsys):

@@ -6,17 +6,13 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 
 import pytest
 from google.api_core.exceptions import DeadlineExceeded
-from google.cloud import firestore, pubsub_v1
+from google.cloud import pubsub_v1
 
 from atlas import cli
-from atlas.config import ChainEntry, chain_to_env
-from atlas.store import TaskStore
-from stack import LocalStack
-from support import TEST_PROJECT
+from support.running_stack import running_stack
 
 pytestmark = pytest.mark.e2e
 PROMPT = b'{"prompt": "Design a logging architecture for microservices"}'
@@ -25,35 +21,16 @@ CHAIN_MODELS = ("gpt-4o", "gpt-4.1", "gpt-4o-mini")
 
 @pytest.fixture(scope="module")
 def atlas_stack(emulators, _fake_openai_server, model_dir, tmp_path_factory):
-    collection = f"tasks-e2e-{uuid.uuid4().hex[:8]}"
     # Three entries, priced from atlas/prices.json; each test scripts the fake per model. No cooldown, so that
     # one test's failing entries do not change the next test's chain.
-    chain = tuple(
-        ChainEntry(provider="openai_compatible", model=model, base_url=_fake_openai_server.base_url)
-        for model in CHAIN_MODELS
-    )
-    stack = LocalStack(
+    with running_stack(
+        emulators,
         tmp_path_factory.mktemp("stack"),
-        project=TEST_PROJECT,
-        topic=f"atlas-tasks-{uuid.uuid4().hex[:8]}",
-        pubsub_host=emulators["pubsub"],
-        firestore_host=emulators["firestore"],
-        worker_env={
-            "ATLAS_LLM_CHAIN": chain_to_env(chain),
-            "ATLAS_TASKS_COLLECTION": collection,
-            "ATLAS_LLM_COOLDOWN_S": "0",
-        },
-    )
-    state = stack.start()
-    saved = dict(os.environ)
-    os.environ.update(state.client_env(), ATLAS_TASKS_COLLECTION=collection)
-    try:
-        assert cli.main(["ingest", "knowledge"]) == 0
-        yield state, TaskStore(firestore.Client(project=TEST_PROJECT), collection)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        stack.stop()
+        base_url=_fake_openai_server.base_url,
+        models=CHAIN_MODELS,
+        worker_env={"ATLAS_LLM_COOLDOWN_S": "0"},
+    ) as running:
+        yield running
 
 
 def publish(state, data: bytes) -> str:
