@@ -11,10 +11,8 @@ import base64
 import importlib.metadata
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -24,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from stack import REPO
+from stack import REPO, Process, free_port, stop_process, wait_for_http
 from support import TEST_PROJECT
 
 PACKAGER = REPO / "scripts" / "package_functions.py"
@@ -145,27 +143,8 @@ def test_bundle_requirements_cover_every_import(dist: Path, name: str) -> None:
 # --------------------------------------------------------------------------- serving
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until_serving(process: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{url} exited while starting:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"{url} did not answer within 120 s:\n{log.read_text()[-3000:]}")
-
-
-def _serve(folder: Path, target: str, signature: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
+def _serve(folder: Path, target: str, signature: str, env: dict[str, str], log: Path) -> tuple[Process, int]:
+    port = free_port()
     clean = {key: value for key, value in os.environ.items() if not key.startswith("ATLAS_") and key != "PYTHONPATH"}
     process = subprocess.Popen(
         [
@@ -187,13 +166,7 @@ def _serve(folder: Path, target: str, signature: str, env: dict[str, str], log: 
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    return process, port
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)
+    return Process(name=f"bundle {target}", pid=process.pid, log=str(log)), port
 
 
 @pytest.fixture
@@ -247,7 +220,7 @@ def test_built_bundles_serve_a_push_envelope(emulators, unzipped: dict[str, Path
     )
     try:
         retrieval_url = f"http://127.0.0.1:{retrieval_port}"
-        _wait_until_serving(retrieval, f"{retrieval_url}/health", tmp_path / "retrieval.log")
+        wait_for_http(f"{retrieval_url}/health", retrieval)
         status, body = _post(
             f"{retrieval_url}/ingest",
             {"documents": [{"source": "logging.md", "title": "Logging", "text": "# Logging\n\nShip structured "
@@ -255,7 +228,7 @@ def test_built_bundles_serve_a_push_envelope(emulators, unzipped: dict[str, Path
         )  # fmt: skip
         assert status == 200, body
         # The worker answers any path once it is up (functions-framework); a GET is not a valid event.
-        _wait_until_serving_any(worker, f"http://127.0.0.1:{worker_port}/", tmp_path / "worker.log")
+        wait_for_http(f"http://127.0.0.1:{worker_port}/", worker, ok_any=True)
         envelope = {
             "subscription": f"projects/{TEST_PROJECT}/subscriptions/atlas-tasks-worker",
             "message": {
@@ -267,8 +240,8 @@ def test_built_bundles_serve_a_push_envelope(emulators, unzipped: dict[str, Path
         status, body = _post(f"http://127.0.0.1:{worker_port}/projects/{TEST_PROJECT}/topics/atlas-tasks", envelope)
         assert status == 200, f"{body!r}\n{(tmp_path / 'worker.log').read_text()[-3000:]}"
     finally:
-        _stop(worker)
-        _stop(retrieval)
+        stop_process(worker)
+        stop_process(retrieval)
 
     from google.cloud import firestore
 
@@ -277,16 +250,3 @@ def test_built_bundles_serve_a_push_envelope(emulators, unzipped: dict[str, Path
     assert any("logging.md" in json.dumps(source) for source in document["sources"])
 
 
-def _wait_until_serving_any(process: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{url} exited while starting:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return  # it answered
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"{url} did not answer within 120 s:\n{log.read_text()[-3000:]}")

@@ -41,30 +41,18 @@ def test_render_failed_task_shows_error():
     assert "Error [invalid_task]: bad" in text
 
 
-class _Documents:
-    """Task documents as successive polls would return them (Firestore itself is exercised end to end)."""
+def test_streamed_text_is_shown_as_it_grows_and_restarts_when_an_entry_falls_back(capsys):
+    from atlas.cli import _show_partial
 
-    def __init__(self, *documents):
-        self._documents = list(documents)
-
-    def get_raw(self, task_id):
-        return self._documents.pop(0) if len(self._documents) > 1 else self._documents[0]
-
-
-def test_follow_shows_the_design_growing_and_restarts_when_an_entry_falls_back(capsys, monkeypatch):
-    from atlas import cli
-
-    monkeypatch.setattr(cli, "POLL_INTERVAL_S", 0)
-    running = {"task_id": "t", "status": "running", "stage": "generating"}
-    documents = _Documents(
-        {**running, "partial_entry": "openai/a", "partial": '{"ti'},
-        {**running, "partial_entry": "openai/a", "partial": '{"title": "A'},
-        {**running, "partial_entry": "openai/b", "partial": '{"tit'},
-        {**running, "partial_entry": "openai/b", "partial": '{"title": "B"}'},
-        {"task_id": "t", "status": "succeeded", "stage": "done"},
-    )
-    document = cli.follow_task(documents, "t", timeout_s=10)
+    shown = ("", "")
+    for entry, text in [
+        ("openai/a", '{"ti'),
+        ("openai/a", '{"title": "A'),
+        ("openai/a", '{"title": "A'),  # polled again, nothing new
+        ("openai/b", '{"tit'),  # a fallback starts over
+        ("openai/b", '{"title": "B"}'),
+    ]:
+        shown = _show_partial(shown, entry, text)
     err = capsys.readouterr().err
-    assert document["status"] == "succeeded"
-    assert '── streaming from openai/a ──\n{"title": "A\n── streaming from openai/b ──\n{"title": "B"}' in err
-    assert err.rstrip().endswith("succeeded · done")
+    assert err == '── streaming from openai/a ──\n{"title": "A\n── streaming from openai/b ──\n{"title": "B"}'
+    assert shown == ("openai/b", '{"title": "B"}')
