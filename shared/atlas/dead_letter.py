@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from atlas.envelope import MAX_MESSAGE_BYTES, PushedMessage
+from atlas.envelope import PushedMessage, message_object
 from atlas.errors import InvalidTaskError, TaskBusyError
 from atlas.models import TASK_ID_PATTERN, TaskMessage
 from atlas.store import DeadLetterResult, ReopenResult, TaskStore
@@ -112,13 +112,10 @@ class DeadLetter:
 
 
 def _json_object(data: bytes) -> dict[str, Any] | None:
-    if not data or len(data) > MAX_MESSAGE_BYTES:
-        return None
     try:
-        value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        return message_object(data)
+    except InvalidTaskError:
         return None
-    return value if isinstance(value, dict) else None
 
 
 def handle_dead_letter_event(event_data: Mapping[str, Any], *, event_id: str, store: TaskStore) -> DeadLetterOutcome:

@@ -65,33 +65,7 @@ class DecodedTask:
 def decode_task(pushed: PushedMessage) -> DecodedTask:
     """Validate ``pushed`` as a task; raise InvalidTaskError with the best task id known."""
     fallback_id = _usable_id(pushed.message_id)
-    if not pushed.data:
-        raise InvalidTaskError("the message has no data: publish a JSON object with a 'prompt'", task_id=fallback_id)
-    if len(pushed.data) > MAX_MESSAGE_BYTES:
-        raise InvalidTaskError(
-            f"the message is {len(pushed.data)} bytes; at most {MAX_MESSAGE_BYTES} are accepted",
-            task_id=fallback_id,
-        )
-    try:
-        text = pushed.data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidTaskError(
-            f"the message data is not UTF-8 text (invalid byte at position {exc.start})", task_id=fallback_id
-        ) from exc
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidTaskError(
-            f"the message data is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
-            task_id=fallback_id,
-        ) from exc
-    except RecursionError as exc:  # "[[[[...": Python's parser gives up on deep nesting
-        raise InvalidTaskError("the message data is JSON nested too deeply to be a task", task_id=fallback_id) from exc
-    if not isinstance(payload, dict):
-        raise InvalidTaskError(
-            f"the message data must be a JSON object with a 'prompt', not a JSON {type(payload).__name__}",
-            task_id=fallback_id,
-        )
+    payload = message_object(pushed.data, task_id=fallback_id)
     claimed_id = payload.get("task_id")
     task_id = claimed_id if isinstance(claimed_id, str) and _TASK_ID_RE.match(claimed_id) else fallback_id
     try:
@@ -101,6 +75,37 @@ def decode_task(pushed: PushedMessage) -> DecodedTask:
     if task_id is None:
         raise InvalidTaskError("the message has neither a valid 'task_id' nor a Pub/Sub message id")
     return DecodedTask(task_id=task_id, message=message)
+
+
+def message_object(data: bytes, *, task_id: str | None = None) -> dict[str, Any]:
+    """``data`` as a JSON object within the size limit; raise InvalidTaskError (naming ``task_id``) saying why not."""
+    if not data:
+        raise InvalidTaskError("the message has no data: publish a JSON object with a 'prompt'", task_id=task_id)
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise InvalidTaskError(
+            f"the message is {len(data)} bytes; at most {MAX_MESSAGE_BYTES} are accepted", task_id=task_id
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidTaskError(
+            f"the message data is not UTF-8 text (invalid byte at position {exc.start})", task_id=task_id
+        ) from exc
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidTaskError(
+            f"the message data is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            task_id=task_id,
+        ) from exc
+    except RecursionError as exc:  # "[[[[...": Python's parser gives up on deep nesting
+        raise InvalidTaskError("the message data is JSON nested too deeply to be a task", task_id=task_id) from exc
+    if not isinstance(payload, dict):
+        raise InvalidTaskError(
+            f"the message data must be a JSON object with a 'prompt', not a JSON {type(payload).__name__}",
+            task_id=task_id,
+        )
+    return payload
 
 
 def _usable_id(candidate: str | None) -> str | None:

@@ -53,6 +53,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _held_by_live_lease(data: dict[str, Any], now: datetime) -> bool:
+    """Whether the task in ``data`` is running under a lease that has not expired (another delivery has it)."""
+    expires_at = (data.get("lease") or {}).get("expires_at")
+    return data.get("status") == TaskStatus.RUNNING and expires_at is not None and expires_at > now
+
+
 class TaskStore:
     """Reads and writes task documents; safe to share between threads (the client is)."""
 
@@ -114,9 +120,7 @@ class TaskStore:
             attempts = int(data.get("attempts", 0))
             if status in TERMINAL_STATUSES:
                 return Claim(ClaimResult.DUPLICATE, attempt=attempts, status=status)
-            current = data.get("lease") or {}
-            expires_at = current.get("expires_at")
-            if status is TaskStatus.RUNNING and expires_at is not None and expires_at > now:
+            if _held_by_live_lease(data, now):
                 return Claim(ClaimResult.BUSY, attempt=attempts, status=status)
             transaction.update(
                 ref,
@@ -235,8 +239,7 @@ class TaskStore:
             status = TaskStatus(data.get("status", TaskStatus.QUEUED))
             if snapshot.exists and status in TERMINAL_STATUSES:
                 return DeadLetterResult.ALREADY_TERMINAL
-            expires_at = (data.get("lease") or {}).get("expires_at")
-            if status is TaskStatus.RUNNING and expires_at is not None and expires_at > _now():
+            if _held_by_live_lease(data, _now()):
                 return DeadLetterResult.BUSY
             attempts = int(data.get("attempts", 0))
             last_error = data.get("last_error") or {}
