@@ -16,6 +16,7 @@ Used three ways: ``make demo`` (scripts/demo.py), the end-to-end tests, and ``ma
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -42,6 +43,7 @@ MAX_DELIVERY_ATTEMPTS = 5
 MIN_BACKOFF_S = 1
 MAX_BACKOFF_S = 10
 START_TIMEOUT_S = 90
+METRICS_INTERVAL_S = 5.0  # locally, as often as Cloud Monitoring allows: the 5-second rule is exercised
 
 
 class StackError(RuntimeError):
@@ -124,10 +126,11 @@ def stop_process(process: Process, timeout_s: float = 10.0) -> None:
 
 
 class FrontEnd:
-    """A minimal front end for the supervised worker: forwards each request to the worker, waiting (up to
-    ``wait_s``) for it to accept connections while it restarts; a request whose worker died answers 503."""
+    """A minimal front end for the worker instances, as Cloud Run's: forwards each request to the next
+    instance in turn, waiting (up to ``wait_s``) for one to accept connections while it restarts; a request
+    whose instance died answers 503."""
 
-    def __init__(self, port: int, backend_port: int, wait_s: float = 60.0) -> None:
+    def __init__(self, port: int, backend_ports: list[int], wait_s: float = 60.0) -> None:
         import http.client
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -151,7 +154,7 @@ class FrontEnd:
                 deadline = time.monotonic() + front.wait_s
                 status, payload = 503, b"worker unavailable"
                 while True:
-                    connection = http.client.HTTPConnection("127.0.0.1", front.backend_port, timeout=600)
+                    connection = http.client.HTTPConnection("127.0.0.1", front.next_backend(), timeout=600)
                     try:
                         connection.request(self.command, self.path, body=body, headers=headers)
                     except ConnectionRefusedError:
@@ -173,7 +176,8 @@ class FrontEnd:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.backend_port = backend_port
+        self._backends = itertools.cycle(backend_ports)
+        self._backends_lock = threading.Lock()
         self.wait_s = wait_s
 
         class Server(ThreadingHTTPServer):
@@ -184,6 +188,10 @@ class FrontEnd:
 
         self._server = Server(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="stack-front-end", daemon=True)
+
+    def next_backend(self) -> int:
+        with self._backends_lock:
+            return next(self._backends)
 
     def start(self) -> FrontEnd:
         self._thread.start()
@@ -239,6 +247,8 @@ class StackState:
     processes: list[Process] = field(default_factory=list)
     dead_letter_url: str = ""  # the dead-letter handler (functions/worker/main.py handle_dead_letter)
     dlq_push_subscription: str = ""  # pushes the dead-letter topic to it
+    monitoring_endpoint: str = ""  # the MetricService the functions write their metrics to
+    metrics_points: str = ""  # its JSON lines of points, when the stack started it (infra/local/metric_service.py)
 
     def client_env(self) -> dict[str, str]:
         """The environment a client (the atlas CLI, a test) needs to talk to this stack."""
@@ -270,6 +280,8 @@ class LocalStack:
         min_backoff_s: int = MIN_BACKOFF_S,
         max_backoff_s: int = MAX_BACKOFF_S,
         supervise: bool = False,
+        worker_instances: int = 1,
+        metrics_interval_s: float = METRICS_INTERVAL_S,
     ) -> None:
         self.state_dir = state_dir
         self.project = project
@@ -282,6 +294,8 @@ class LocalStack:
         self._ack_deadline_s = ack_deadline_s
         self._backoff_s = (min_backoff_s, max_backoff_s)
         self._supervise = supervise
+        self._instances = worker_instances
+        self._metrics_interval_s = metrics_interval_s
         self._specs: dict[str, tuple[list[str], dict[str, str]]] = {}  # what the supervisor restarts
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -311,6 +325,8 @@ class LocalStack:
     def _start(self, processes: list[Process]) -> StackState:
         logs = self.state_dir / "logs"
         base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Started first, so stopped last: the functions' final metrics writes at shutdown still reach it.
+        monitoring_endpoint, metrics_points = start_metric_service(self.state_dir, base_env, processes, self._ports)
         pubsub_host, firestore_host = self._pubsub_host, self._firestore_host
         emulators = start_emulators(
             logs, base_env, pubsub=pubsub_host is None, firestore=firestore_host is None, ports=self._ports
@@ -324,7 +340,8 @@ class LocalStack:
         # Supervised, the worker listens behind a front end (as Cloud Run's): Pub/Sub pushes to the front end,
         # which never refuses a connection while the worker restarts (the emulator stops pushing to an
         # endpoint that refused many connections in a row).
-        backend_port = free_port() if self._supervise else worker_port
+        fronted = self._supervise or self._instances > 1
+        backend_ports = [free_port() for _ in range(self._instances)] if fronted else [worker_port]
         dead_letter_port = self._port("dead_letter")
         retrieval_url = f"http://127.0.0.1:{retrieval_port}"
         functions_framework = str(Path(sys.executable).with_name("functions-framework"))
@@ -353,19 +370,25 @@ class LocalStack:
             "ATLAS_PROJECT": self.project,
             "ATLAS_TOPIC": self.topic,
             "ATLAS_RETRIEVAL_URL": retrieval_url,
+            "ATLAS_MONITORING_ENDPOINT": monitoring_endpoint,
+            "ATLAS_METRICS_INTERVAL_S": str(self._metrics_interval_s),
             **self._worker_env,
         }
-        self._specs["worker"] = (worker_argv(functions_framework, "handle_task", backend_port), worker_env)
+        workers = []
+        for index, port in enumerate(backend_ports):
+            name = "worker" if len(backend_ports) == 1 else f"worker-{index + 1}"
+            self._specs[name] = (worker_argv(functions_framework, "handle_task", port), worker_env)
+            workers.append(start_process(name, *self._specs[name], logs))
+        processes.extend(workers)
         dead_letter_argv = worker_argv(functions_framework, "handle_dead_letter", dead_letter_port)
         self._specs["dead-letter"] = (dead_letter_argv, worker_env)
-        worker = start_process("worker", *self._specs["worker"], logs)
-        processes.append(worker)
         dead_letter = start_process("dead-letter", *self._specs["dead-letter"], logs)
         processes.append(dead_letter)
         wait_for_http(f"{retrieval_url}/health", retrieval)
-        wait_for_http(f"http://127.0.0.1:{backend_port}/", worker, ok_any=True)
-        if self._supervise:
-            self._front = FrontEnd(worker_port, backend_port).start()
+        for worker, port in zip(workers, backend_ports, strict=True):
+            wait_for_http(f"http://127.0.0.1:{port}/", worker, ok_any=True)
+        if fronted:
+            self._front = FrontEnd(worker_port, backend_ports).start()
         wait_for_http(f"http://127.0.0.1:{dead_letter_port}/", dead_letter, ok_any=True)
 
         state = StackState(
@@ -381,6 +404,8 @@ class LocalStack:
             processes=processes,
             dead_letter_url=f"http://127.0.0.1:{dead_letter_port}",
             dlq_push_subscription=f"{self.topic}-dlq-worker",
+            monitoring_endpoint=monitoring_endpoint,
+            metrics_points=metrics_points,
         )
         create_subscriptions(state, ack_deadline_s=self._ack_deadline_s, backoff_s=self._backoff_s)
         self.state = state
@@ -436,6 +461,53 @@ def worker_argv(functions_framework: str, target: str, port: int) -> list[str]:
         "--port",
         str(port),
     ]
+
+
+def start_metric_service(
+    state_dir: Path, env: Mapping[str, str], processes: list[Process], ports: Mapping[str, int]
+) -> tuple[str, str]:
+    """The MetricService the functions write to: ``ATLAS_MONITORING_ENDPOINT`` when it is set, else a local
+    one of ours (infra/local/metric_service.py) started here. Returns its endpoint and its points file."""
+    configured = env.get("ATLAS_MONITORING_ENDPOINT")
+    if configured:
+        return configured, ""
+    port = ports.get("metrics") or free_port()
+    points = state_dir / "metrics.jsonl"
+    process = start_process(
+        "metric-service",
+        [
+            sys.executable,
+            str(Path(__file__).with_name("metric_service.py")),
+            "--port",
+            str(port),
+            "--points-file",
+            str(points),
+        ],
+        env,
+        state_dir / "logs",
+    )
+    processes.append(process)
+    endpoint = f"127.0.0.1:{port}"
+    wait_for_grpc(endpoint, process)
+    return endpoint, str(points)
+
+
+def wait_for_grpc(endpoint: str, process: Process, timeout_s: float = START_TIMEOUT_S) -> None:
+    import grpc
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not process.alive():
+            raise StackError(f"{process.name} exited while starting; its log ends with:\n{process.log_tail()}")
+        channel = grpc.insecure_channel(endpoint)
+        try:
+            grpc.channel_ready_future(channel).result(timeout=1)
+            return
+        except grpc.FutureTimeoutError:
+            continue
+        finally:
+            channel.close()
+    raise StackError(f"{process.name} did not listen on {endpoint} within {timeout_s}s:\n{process.log_tail()}")
 
 
 @dataclass
@@ -580,6 +652,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
                 ("retrieval", args.retrieval_port),
                 ("worker", args.worker_port),
                 ("dead_letter", args.dead_letter_port),
+                ("metrics", args.metrics_port),
             )
             if v
         },
@@ -628,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the stack and leave it running")
-    for name in ("pubsub", "firestore", "retrieval", "worker", "dead_letter"):
+    for name in ("pubsub", "firestore", "retrieval", "worker", "dead_letter", "metrics"):
         up.add_argument(f"--{name}-port", type=int, default=int(os.environ.get(f"ATLAS_LOCAL_{name.upper()}_PORT", 0)))
     commands.add_parser("env", help="print export lines for a running stack")
     commands.add_parser("down", help="stop the stack that `up` started")

@@ -86,7 +86,24 @@ class CoreSettings(_Settings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class WorkerSettings(CoreSettings):
+class MetricsSettings(_Settings):
+    """Where an instance writes its Cloud Monitoring metrics (docs/metrics.md)."""
+
+    metrics_enabled: bool = True
+    # host:port of a local MetricService (insecure gRPC, the local stack's); unset: Cloud Monitoring.
+    monitoring_endpoint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.\[\]:-]+:\d{1,5}$")
+    metrics_interval_s: float = Field(default=10.0, ge=5.0, le=3600.0)  # Cloud Monitoring: >= 5 s per series
+    region: str = Field(default="global", min_length=1, max_length=64)
+    # The generic_task resource's job: the function's name (Cloud Run sets K_SERVICE).
+    metrics_job: str = Field(
+        default="atlas-worker",
+        min_length=1,
+        max_length=128,
+        validation_alias=AliasChoices("ATLAS_METRICS_JOB", "K_SERVICE"),
+    )
+
+
+class WorkerSettings(CoreSettings, MetricsSettings):
     """The worker function: where retrieval lives, how long a task may hold its lease, the LLM chain."""
 
     retrieval_url: HttpUrl

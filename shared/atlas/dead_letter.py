@@ -26,8 +26,9 @@ from pydantic import ValidationError
 
 from atlas.envelope import PushedMessage, message_object
 from atlas.errors import InvalidTaskError, TaskBusyError
-from atlas.models import TASK_ID_PATTERN, TaskMessage
-from atlas.store import DeadLetterResult, ReopenResult, TaskStore
+from atlas.models import TASK_ID_PATTERN, TaskMessage, TaskStatus
+from atlas.store import DEAD_LETTERED, DeadLetterResult, ReopenResult, TaskStore
+from atlas.task_metrics import TaskMetrics
 
 log = logging.getLogger("atlas.dead_letter")
 
@@ -118,7 +119,9 @@ def _json_object(data: bytes) -> dict[str, Any] | None:
         return None
 
 
-def handle_dead_letter_event(event_data: Mapping[str, Any], *, event_id: str, store: TaskStore) -> DeadLetterOutcome:
+def handle_dead_letter_event(
+    event_data: Mapping[str, Any], *, event_id: str, store: TaskStore, metrics: TaskMetrics | None = None
+) -> DeadLetterOutcome:
     """Record the task of a pushed dead letter as failed; raise TaskBusyError while a delivery still runs it."""
     try:
         pushed = PushedMessage.from_event_data(event_data)
@@ -150,6 +153,8 @@ def handle_dead_letter_event(event_data: Mapping[str, Any], *, event_id: str, st
     if result is DeadLetterResult.ALREADY_TERMINAL:
         log.info("dead letter of a task that already finished; left alone", extra={"labels": labels})
         return DeadLetterOutcome.ALREADY_TERMINAL
+    if metrics is not None:
+        metrics.finished(TaskStatus.FAILED.value, error_code=DEAD_LETTERED, publish_time=letter.source_publish_time)
     log.warning(
         "task dead-lettered after %s deliveries; recorded as failed",
         letter.delivery_count,

@@ -14,7 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -36,11 +36,13 @@ from atlas.errors import (
     TaskBusyError,
     TransientError,
 )
-from atlas.llm import ChainFailure, Generation, ProviderChain
-from atlas.models import Source, TaskError, TaskStatus
+from atlas.llm import Attempt, ChainFailure, Generation, ProviderChain
+from atlas.logs import log_context
+from atlas.models import Source, TaskError, TaskMessage, TaskStatus
 from atlas.partial import PartialWriter
 from atlas.retry import Deadline
 from atlas.store import ClaimResult, TaskStore
+from atlas.task_metrics import TaskMetrics
 
 log = logging.getLogger("atlas.pipeline")
 
@@ -74,6 +76,7 @@ class PipelineDeps:
     input_token_budget: int = 8000
     budget: DailyBudget | None = None
     over_budget: str = "fail"  # or "cheapest"
+    metrics: TaskMetrics = field(default_factory=TaskMetrics)  # this instance's running totals
 
 
 def new_owner() -> str:
@@ -86,18 +89,32 @@ def process_event(event_data: Mapping[str, Any], *, event_id: str, deps: Pipelin
     try:
         pushed = PushedMessage.from_event_data(event_data)
     except InvalidTaskError as exc:
-        return _reject(PushedMessage(message_id=event_id, data=b""), exc, deps.store)
+        deps.metrics.delivery(Outcome.REJECTED)
+        return _reject(PushedMessage(message_id=event_id, data=b""), exc, deps)
     return process_message(pushed, deps)
 
 
 def process_message(pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
     """Run the task carried by ``pushed``; raise TransientError to have Pub/Sub redeliver it."""
     try:
+        outcome = _process(pushed, deps)
+    except BaseException:
+        deps.metrics.delivery("retry")
+        raise
+    deps.metrics.delivery(outcome.value)
+    return outcome
+
+
+def _process(pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
+    try:
         decoded = decode_task(pushed)
     except InvalidTaskError as exc:
-        return _reject(pushed, exc, deps.store)
+        return _reject(pushed, exc, deps)
+    with log_context(labels={"task_id": decoded.task_id}):
+        return _run(decoded.task_id, decoded.message, pushed, deps)
 
-    task_id, task = decoded.task_id, decoded.message
+
+def _run(task_id: str, task: TaskMessage, pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
     labels = {"task_id": task_id, "message_id": pushed.message_id}
     owner = new_owner()
     claim = deps.store.claim(
@@ -121,9 +138,14 @@ def process_message(pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
         packed = fit_sources(task, hits, input_token_budget=deps.input_token_budget)
         sources = packed.sources
         timings["retrieval_ms"] = _ms_since(stage_start)
+        deps.metrics.stage("retrieval", timings["retrieval_ms"])
+        deps.metrics.retrieval_hits(len(hits))
         log.info(
             "retrieval done",
-            extra={"labels": labels, "fields": {"duration_ms": timings["retrieval_ms"], "hits": len(hits)}},
+            extra={
+                "labels": labels,
+                "fields": {"stage": "retrieval", "duration_ms": timings["retrieval_ms"], "hits": len(hits)},
+            },
         )
 
         entries, budget_note = _entries_within_budget(deps)
@@ -135,10 +157,26 @@ def process_message(pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
             sources,
             deadline=deadline,
             on_text=PartialWriter(deps.store, task_id, owner=owner, lease_s=deps.lease_s),
-            on_attempt=(lambda attempt: deps.budget.charge(attempt.cost_usd)) if deps.budget else None,
+            on_attempt=lambda attempt: _count_attempt(deps, attempt),
             entries=entries,
         )
         timings["generation_ms"] = _ms_since(stage_start)
+        deps.metrics.stage("generation", timings["generation_ms"])
+        deps.metrics.fallbacks(generation.fallbacks)
+        log.info(
+            "generation done",
+            extra={
+                "labels": labels,
+                "fields": {
+                    "stage": "generation",
+                    "duration_ms": timings["generation_ms"],
+                    "ok": isinstance(generation, Generation),
+                    "attempts": len(generation.attempts),
+                    "fallbacks": len(generation.fallbacks),
+                    "cost_usd": generation.cost_usd,
+                },
+            },
+        )
         timings["total_ms"] = _ms_since(started)
         fields.update(
             _spend_fields(generation, delivery=claim.attempt),
@@ -165,15 +203,25 @@ def process_message(pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
                 result=build_brief(task, sources, generation.reason + last),
                 notice=f"Degraded: {generation.reason}{last} {CONFIGURE_PROVIDER_HINT}",
             )
+        stage_start = time.perf_counter()
         if not deps.store.finish(task_id, owner=owner, status=status, fields=fields):
             log.warning("lease lost before the result was stored; the newer delivery owns it", extra={"labels": labels})
-        log.info("task finished", extra={"labels": labels, "fields": {"status": status.value, **timings}})
+            return Outcome.SUPERSEDED
+        deps.metrics.finished(status.value, publish_time=pushed.publish_time)
+        log.info(
+            "task finished",
+            extra={
+                "labels": labels,
+                "fields": {"stage": "store", "duration_ms": _ms_since(stage_start), "status": status.value, **timings},
+            },
+        )
         return Outcome(status.value)
     except LeaseLostError as exc:
         log.warning("stopped: %s", exc, extra={"labels": labels})
         return Outcome.SUPERSEDED
     except PermanentError as exc:
-        deps.store.fail(task_id, owner=owner, error=_task_error(exc), fields=fields)
+        if deps.store.fail(task_id, owner=owner, error=_task_error(exc), fields=fields):
+            deps.metrics.finished(TaskStatus.FAILED.value, error_code=exc.code, publish_time=pushed.publish_time)
         log.warning("task failed: %s", exc, extra={"labels": labels, "fields": {"code": exc.code}})
         return Outcome.FAILED
     except TransientError as exc:
@@ -194,6 +242,7 @@ def _entries_within_budget(deps: PipelineDeps) -> tuple[tuple[ChainEntry, ...] |
     if deps.budget is None:
         return None, None
     state = deps.budget.state()
+    deps.metrics.budget_remaining(state.remaining_usd)
     if not state.exhausted:
         return None, None
     note = {"day": state.day, "limit_usd": state.limit_usd, "spent_usd": round(state.spent_usd, 6)}
@@ -218,7 +267,13 @@ def _spend_fields(generation: Generation[Any] | ChainFailure, *, delivery: int) 
     }
 
 
-def _reject(pushed: PushedMessage, exc: InvalidTaskError, store: TaskStore) -> Outcome:
+def _count_attempt(deps: PipelineDeps, attempt: Attempt) -> None:
+    deps.metrics.llm_attempt(attempt)
+    if deps.budget is not None:
+        deps.budget.charge(attempt.cost_usd)
+
+
+def _reject(pushed: PushedMessage, exc: InvalidTaskError, deps: PipelineDeps) -> Outcome:
     labels = {"message_id": pushed.message_id}
     excerpt = pushed.data[:RAW_EXCERPT_CHARS].decode("utf-8", errors="replace")
     if exc.task_id is None:
@@ -229,9 +284,11 @@ def _reject(pushed: PushedMessage, exc: InvalidTaskError, store: TaskStore) -> O
         )
         return Outcome.REJECTED
     labels["task_id"] = exc.task_id
-    recorded = store.record_rejected(
+    recorded = deps.store.record_rejected(
         exc.task_id, message_id=pushed.message_id, error=_task_error(exc), raw_excerpt=excerpt
     )
+    if recorded:
+        deps.metrics.finished(TaskStatus.FAILED.value, error_code=exc.code, publish_time=pushed.publish_time)
     log.warning(
         "invalid task %s: %s",
         "recorded as failed" if recorded else "(already recorded)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from google.cloud import firestore
@@ -12,10 +13,13 @@ from google.cloud import firestore
 from atlas.budget import DailyBudget
 from atlas.config import WorkerSettings
 from atlas.llm import ProviderChain
+from atlas.metrics import InstanceMetrics
+from atlas.metrics_export import MetricsExporter, Resource, flush_on_shutdown, instance_id, monitoring_client
 from atlas.pipeline import PipelineDeps
 from atlas.retrieval_client import RetrievalClient
 from atlas.retry import RetryPolicy
 from atlas.store import TaskStore
+from atlas.task_metrics import TaskMetrics
 
 log = logging.getLogger("atlas.worker")
 T = TypeVar("T")
@@ -52,7 +56,36 @@ def build_chain(settings: WorkerSettings) -> ProviderChain:
     return chain
 
 
-def build_deps(settings: WorkerSettings) -> PipelineDeps:
+@dataclass(frozen=True)
+class Telemetry:
+    """This instance's metrics: what the pipeline records into, and what writes it (None when disabled)."""
+
+    metrics: TaskMetrics
+    exporter: MetricsExporter | None
+
+    def flush_if_due(self) -> None:
+        if self.exporter is not None:
+            self.exporter.flush_if_due()
+
+
+def build_telemetry(settings: WorkerSettings) -> Telemetry:
+    """The instance's running totals, and an exporter that also writes once more at shutdown."""
+    metrics = InstanceMetrics()
+    if not settings.metrics_enabled:
+        return Telemetry(TaskMetrics(metrics), None)
+    exporter = MetricsExporter(
+        metrics,
+        resource=Resource(
+            project_id=settings.project, location=settings.region, job=settings.metrics_job, task_id=instance_id()
+        ),
+        client_factory=lambda: monitoring_client(settings.monitoring_endpoint),
+        interval_s=settings.metrics_interval_s,
+    )
+    flush_on_shutdown(exporter)
+    return Telemetry(TaskMetrics(metrics), exporter)
+
+
+def build_deps(settings: WorkerSettings, metrics: TaskMetrics | None = None) -> PipelineDeps:
     client = firestore.Client(project=settings.project)
     budget = None
     if settings.daily_budget_usd is not None:
@@ -70,4 +103,5 @@ def build_deps(settings: WorkerSettings) -> PipelineDeps:
         input_token_budget=settings.input_token_budget,
         budget=budget,
         over_budget=settings.over_budget,
+        metrics=metrics or TaskMetrics(),
     )
