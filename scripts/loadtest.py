@@ -69,6 +69,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--use-running", action="store_true", help="use the stack `make up` started")
     parser.add_argument("--state-dir", type=Path, default=None, help="where the started stack keeps its logs")
+    parser.add_argument("--worker-instances", type=int, default=2, help="worker instances behind the front end")
+    parser.add_argument("--report", type=Path, help="also draw the run's metrics as a PNG (scripts/metrics_report.py)")
     return parser.parse_args(argv)
 
 
@@ -94,8 +96,9 @@ def running_state() -> StackState:
 
 
 def process_named(state: StackState, name: str) -> Process:
+    """The process called ``name``, or the first of its instances (``worker`` finds ``worker-1``)."""
     for process in state.processes:
-        if process.name == name:
+        if process.name == name or process.name.startswith(f"{name}-"):
             return process
     raise SystemExit(f"the stack has no {name} process to act on")
 
@@ -148,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             state_dir,
             topic=f"atlas-load-{run}",
             supervise=True,
+            worker_instances=args.worker_instances,
             # The limits scaled down together (task deadline 15 s < lease 20 s < ack deadline 30 s): a push that
             # dies with a killed worker is given up on by the emulator only after the ack deadline.
             ack_deadline_s=30,
@@ -176,11 +180,46 @@ def main(argv: list[str] | None = None) -> int:
         state = stack.start()
     os.environ.update(state.client_env(), ATLAS_TASKS_COLLECTION=collection)
     try:
-        return run_load(args, rng, fake, state, stack, collection, run)
+        result = run_load(args, rng, fake, state, stack, collection, run)
     finally:
         if stack is not None:
-            stack.stop()
+            stack.stop()  # each instance writes its last metrics at SIGTERM
         fake.stop()
+    usage, cost_usd = result.pop("_usage"), result.pop("_cost_usd")
+    if state.metrics_points and stack is not None:
+        result["metrics"] = metrics_check(Path(state.metrics_points), result, usage, cost_usd, args.report)
+    print(json.dumps(result), flush=True)
+    exact = result.get("metrics", {}).get("exact", True) or "worker_killed_at" in result
+    return 0 if result["lost"] == 0 and result["duplicate_generations"] == 0 and exact else 1
+
+
+def metrics_check(
+    points_file: Path, result: dict[str, Any], usage: dict[str, int], cost_usd: float, report: Path | None
+) -> dict[str, Any]:
+    """What the instances wrote to the local MetricService, against what Firestore holds.
+
+    Totals are exact unless a worker was killed (SIGKILL leaves it no shutdown write: what it counted since
+    its last write is lost, which is why --kill-worker-after runs report the difference, not a failure).
+    """
+    import metrics_report
+
+    points = metrics_report.read_points(points_file)
+    summary = metrics_report.summary(points)
+    if report is not None:
+        metrics_report.draw(points, report, f"Atlas load test: {result['tasks']} tasks")
+        summary["report"] = str(report)
+    expected = {status: result[status] for status in TERMINAL if result[status]}
+    got = {status: int(n) for status, n in summary["tasks"].items() if n}
+    tokens_expected = usage
+    tokens_got = {f"{kind}_tokens": int(n) for kind, n in summary["llm_tokens"].items()}
+    summary["exact"] = (
+        summary["writes_rejected"] == 0
+        and got == expected
+        and all(tokens_got.get(k, 0) == v for k, v in tokens_expected.items())
+        and abs(sum(summary["llm_cost_usd"].values()) - cost_usd) < 1e-6
+    )
+    summary["firestore"] = {"tasks": expected, "usage": tokens_expected, "cost_usd": round(cost_usd, 6)}
+    return summary
 
 
 def run_load(
@@ -191,7 +230,7 @@ def run_load(
     stack: LocalStack | None,
     collection: str,
     run: str,
-) -> int:
+) -> dict[str, Any]:
     from google.cloud import firestore, pubsub_v1
 
     from atlas import cli
@@ -229,7 +268,8 @@ def run_load(
     last_report = 0.0
     while time.monotonic() < deadline and len(done) < len(tasks):
         try:
-            for snapshot in client.collection(collection).select(["status", "finished_at"]).stream(timeout=30):
+            fields = ["status", "finished_at", "usage", "cost_usd"]
+            for snapshot in client.collection(collection).select(fields).stream(timeout=30):
                 data = snapshot.to_dict() or {}
                 if snapshot.id in wanted and data.get("status") in TERMINAL and snapshot.id not in done:
                     done[snapshot.id] = data
@@ -295,8 +335,12 @@ def run_load(
             Counter(str(_error_code(client, collection, t)) for t, d in done.items() if d["status"] == "failed")
         ),
     }
-    print(json.dumps(result), flush=True)
-    return 0 if result["lost"] == 0 and result["duplicate_generations"] == 0 else 1
+    usage: Counter[str] = Counter()
+    for data in done.values():
+        usage.update({k: int(v) for k, v in (data.get("usage") or {}).items()})
+    result["_usage"] = dict(usage)  # compared with the metrics once the stack has stopped
+    result["_cost_usd"] = sum(float(d.get("cost_usd") or 0.0) for d in done.values())
+    return result
 
 
 def _error_code(client: Any, collection: str, task_id: str) -> str | None:

@@ -10,6 +10,7 @@ locals {
     "firestore.googleapis.com",            # tasks
     "iam.googleapis.com",                  # service accounts
     "iamcredentials.googleapis.com",       # OIDC/ID tokens (push subscription, worker -> retrieval)
+    "monitoring.googleapis.com",           # custom metrics, the dashboard, alert policies
     "pubsub.googleapis.com",               # tasks in, dead letters out
     "run.googleapis.com",                  # gen2 functions run on Cloud Run
     "secretmanager.googleapis.com",        # LLM and Qdrant keys

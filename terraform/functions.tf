@@ -163,6 +163,7 @@ resource "google_cloudfunctions2_function" "dead_letter" {
     environment_variables = merge(
       local.worker_env,
       var.daily_budget_usd == null ? {} : local.worker_env_daily_budget,
+      local.dead_letter_env,
     )
   }
 

@@ -46,6 +46,13 @@ resource "google_project_iam_member" "worker_firestore" {
   member  = google_service_account.worker.member
 }
 
+# Each instance writes its own metric series (atlas.metrics_export); metricWriter can write, not read.
+resource "google_project_iam_member" "worker_metrics" {
+  project = var.project_id
+  role    = "roles/monitoring.metricWriter"
+  member  = google_service_account.worker.member
+}
+
 # The only identity allowed to call retrieval (the worker sends an ID token for the service URL).
 resource "google_cloud_run_v2_service_iam_member" "retrieval_invoker_worker" {
   project  = var.project_id
@@ -156,6 +163,7 @@ locals {
     "roles/cloudfunctions.developer",       # the two functions
     "roles/datastore.owner",                # Firestore database, indexes, TTL, backups; the smoke test reads a task
     "roles/logging.logWriter",              # the build's own logs (CLOUD_LOGGING_ONLY)
+    "roles/monitoring.editor",              # metric descriptors, the dashboard, alert policies, channels
     "roles/pubsub.admin",                   # topics, subscriptions and their IAM; the smoke test publishes
     "roles/run.admin",                      # invoker grants on the functions' Cloud Run services
     "roles/secretmanager.admin",            # secrets and their IAM (values are added out of band)
@@ -163,7 +171,7 @@ locals {
     "roles/storage.admin",                  # the sources bucket, its objects and IAM; Cloud Build's staging bucket
   ])
   # Project-level roles terraform/ grants to other accounts; the deployer may grant these and no others.
-  grantable_project_roles = ["roles/datastore.user", "roles/logging.logWriter"]
+  grantable_project_roles = ["roles/datastore.user", "roles/logging.logWriter", "roles/monitoring.metricWriter"]
 }
 
 resource "google_project_iam_member" "deployer" {

@@ -59,6 +59,17 @@ locals {
     ATLAS_OVER_BUDGET            = var.over_budget
     ATLAS_BUDGET_COLLECTION      = var.budget_collection
     ATLAS_TASK_RETENTION_DAYS    = var.task_retention_days # sets expire_at, the TTL field of firestore.tf
+    # Metrics (monitoring.tf): written to Cloud Monitoring itself (no endpoint), per instance.
+    ATLAS_METRICS_ENABLED     = true
+    ATLAS_MONITORING_ENDPOINT = ""
+    ATLAS_METRICS_INTERVAL_S  = var.metrics_interval_seconds
+    ATLAS_REGION              = var.region
+    ATLAS_METRICS_JOB         = "atlas-worker"
+  }
+
+  # The dead-letter handler runs the worker's bundle; its metrics name it as their job.
+  dead_letter_env = {
+    ATLAS_METRICS_JOB = "atlas-dead-letter"
   }
 
   # Unset means no daily budget: the variable must then be absent, not empty.

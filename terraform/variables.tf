@@ -332,3 +332,67 @@ variable "state_bucket" {
   type        = string
   default     = ""
 }
+
+# --- Monitoring (monitoring.tf, docs/metrics.md) -------------------------------------------------
+
+variable "metrics_interval_seconds" {
+  description = "How often an instance writes its metrics (ATLAS_METRICS_INTERVAL_S); Cloud Monitoring takes at most one point per series per 5 s."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.metrics_interval_seconds >= 5
+    error_message = "metrics_interval_seconds must be at least 5 (Cloud Monitoring's write limit per time series)."
+  }
+}
+
+variable "notification_channels" {
+  description = "Existing notification channel ids (projects/P/notificationChannels/N) every alert notifies."
+  type        = list(string)
+  default     = []
+}
+
+variable "alert_emails" {
+  description = "Email addresses to create notification channels for (added to notification_channels)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alert_failure_ratio" {
+  description = "Alert when more than this fraction of the tasks finished in 10 minutes failed."
+  type        = number
+  default     = 0.1
+  validation {
+    condition     = var.alert_failure_ratio > 0 && var.alert_failure_ratio < 1
+    error_message = "alert_failure_ratio must be between 0 and 1."
+  }
+}
+
+variable "alert_p95_latency_s" {
+  description = "Alert when the p95 of publish-to-terminal task latency stays above this many seconds for 10 minutes."
+  type        = number
+  default     = 120
+}
+
+variable "alert_dead_letter_backlog" {
+  description = "Alert when more than this many dead letters wait on the inspection subscription."
+  type        = number
+  default     = 0
+}
+
+variable "alert_budget_remaining_fraction" {
+  description = "With daily_budget_usd set: alert when less than this fraction of the day's budget is left."
+  type        = number
+  default     = 0.2
+}
+
+variable "alert_budget_burn_rate" {
+  description = "With daily_budget_usd set: alert when spending runs this many times faster than the pace that lasts the day."
+  type        = number
+  default     = 2
+}
+
+variable "runbook_base_url" {
+  description = "Where the runbooks are (docs/runbooks of this repository, e.g. its URL on your Git host); each alert links its runbook there."
+  type        = string
+  default     = "docs/runbooks"
+}

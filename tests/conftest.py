@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_openai import FakeOpenAI
@@ -90,3 +91,21 @@ def fake_openai(_fake_openai_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
 @pytest.fixture
 def knowledge_dir() -> Path:
     return REPO / "knowledge"
+
+
+@pytest.fixture
+def metric_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The local MetricService (infra/local/metric_service.py) in this process, on a free port; exporters built
+    during the test are not flushed again when pytest exits (the service is gone by then)."""
+    from metric_service import MetricStore, serve
+
+    from atlas import metrics_export
+
+    monkeypatch.setattr(metrics_export, "_exporters", [])
+    store = MetricStore(tmp_path / "metrics.jsonl")
+    server, _ = serve(store)
+    try:
+        yield store
+    finally:
+        server.stop(grace=None)
+        store.close()

@@ -64,6 +64,8 @@ class MetricStore:
 
     def __init__(self, points_file: Path | None, spacing_s: float = MIN_SPACING_S) -> None:
         self.spacing_s = spacing_s
+        self.points_file = points_file
+        self.endpoint = ""  # host:port, once served
         self.descriptors = catalog_descriptors()
         self._lock = threading.Lock()
         self._last: dict[str, tuple[float, float, float]] = {}  # series -> (start, end, value)
@@ -227,6 +229,7 @@ def serve(store: MetricStore, host: str = "127.0.0.1", port: int = 0) -> tuple[g
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
+    store.endpoint = f"{host}:{bound}"
     return server, bound
 
 

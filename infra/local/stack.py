@@ -381,7 +381,7 @@ class LocalStack:
             workers.append(start_process(name, *self._specs[name], logs))
         processes.extend(workers)
         dead_letter_argv = worker_argv(functions_framework, "handle_dead_letter", dead_letter_port)
-        self._specs["dead-letter"] = (dead_letter_argv, worker_env)
+        self._specs["dead-letter"] = (dead_letter_argv, {"ATLAS_METRICS_JOB": "atlas-dead-letter", **worker_env})
         dead_letter = start_process("dead-letter", *self._specs["dead-letter"], logs)
         processes.append(dead_letter)
         wait_for_http(f"{retrieval_url}/health", retrieval)

@@ -90,8 +90,8 @@ class MetricsSettings(_Settings):
     """Where an instance writes its Cloud Monitoring metrics (docs/metrics.md)."""
 
     metrics_enabled: bool = True
-    # host:port of a local MetricService (insecure gRPC, the local stack's); unset: Cloud Monitoring.
-    monitoring_endpoint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.\[\]:-]+:\d{1,5}$")
+    # host:port of a local MetricService (insecure gRPC, the local stack's); empty: Cloud Monitoring itself.
+    monitoring_endpoint: str = Field(default="", pattern=r"^([A-Za-z0-9.\[\]:-]+:\d{1,5})?$")
     metrics_interval_s: float = Field(default=10.0, ge=5.0, le=3600.0)  # Cloud Monitoring: >= 5 s per series
     region: str = Field(default="global", min_length=1, max_length=64)
     # The generic_task resource's job: the function's name (Cloud Run sets K_SERVICE).

@@ -1,12 +1,16 @@
 """Metrics end to end: two worker instances behind the stack's front end write to the local MetricService,
 which enforces Cloud Monitoring's one point per series per 5 seconds and keeps every point."""
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from metric_service import read_points
 
+from stack import REPO
 from support.metric_points import PREFIX, ends_by_series, last_points, total
 from support.running_stack import running_stack
 
@@ -69,3 +73,17 @@ def test_two_instances_under_load_never_break_the_write_limit_and_sum_to_the_tas
         assert total(points, "llm/tokens", kind=kind) == sum(d["usage"][field] for d in documents), kind
     assert total(points, "llm/cost", model="gpt-4o-mini") == pytest.approx(sum(d["cost_usd"] for d in documents))
     assert LOAD_S >= 20 and n >= 20
+
+    # The report draws the same run and prints the same totals.
+    report = tmp_path / "report.png"
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "metrics_report.py"), points_file, "--out", str(report)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report.stat().st_size > 10_000 and report.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert summary["tasks"] == {"succeeded": n} and summary["writes_rejected"] == 0 and summary["instances"] >= 2
+    assert summary["task_latency_s"]["count"] == n and summary["min_seconds_between_points_of_a_series"] >= 5
