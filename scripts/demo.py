@@ -75,8 +75,18 @@ def run(args: argparse.Namespace) -> int:
         task_id = gcloud_publish(state, message, state_dir / "gcloud")
         print(f"Published task {task_id}; waiting for the worker...", flush=True)
         code = cli.main(["show", task_id, "--wait", "--timeout", str(args.timeout)])
-        print(f"demo finished in {time.monotonic() - started:.1f}s (logs: {state_dir / 'logs'})", file=sys.stderr)
-        return code
+        points = Path(state.metrics_points) if state.metrics_points else None
+    # The stack has stopped, so the worker has written its last metrics.
+    print(f"demo finished in {time.monotonic() - started:.1f}s (logs: {state_dir / 'logs'})", file=sys.stderr)
+    if points is not None and points.is_file():
+        lines = points.read_text().splitlines()
+        rejected = sum('"rejected": true' in line for line in lines)
+        print(
+            f"metrics: {len(lines) - rejected} points written to the local MetricService, {rejected} rejected; "
+            f"draw them: .venv/bin/python scripts/metrics_report.py {points.relative_to(REPO)}",
+            file=sys.stderr,
+        )
+    return code
 
 
 def main() -> int:

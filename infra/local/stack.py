@@ -473,6 +473,7 @@ def start_metric_service(
         return configured, ""
     port = ports.get("metrics") or free_port()
     points = state_dir / "metrics.jsonl"
+    points.unlink(missing_ok=True)  # this run's points only
     process = start_process(
         "metric-service",
         [
