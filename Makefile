@@ -13,6 +13,10 @@ MODEL_INT8_DIR := $(MODEL_DIR)-int8
 CHECKOV_VENV := $(STATE)/checkov-venv
 CHECKOV_ARGS := --directory terraform --framework terraform --skip-download --compact --quiet \
 	--external-checks-dir infra/checkov
+# Mermaid's script for `atlas show --html` pages that draw offline (npm registry; checked in headless Chromium).
+MERMAID_VERSION := 12.3.0
+MERMAID_JS := $(STATE)/mermaid/mermaid.min.js
+export ATLAS_MERMAID_JS ?= $(abspath $(MERMAID_JS))
 # The default model everywhere is int8 too: same quality as fp32 on SciFact, faster (docs/retrieval.md).
 export ATLAS_EMBEDDING_MODEL_DIR ?= $(abspath $(MODEL_INT8_DIR))
 
@@ -23,7 +27,14 @@ help:
 	@echo "make test   run the whole test suite (lint, unit, integration, end-to-end)"
 	@echo "make up     start the local stack and keep it running; make down stops it"
 
-setup: $(VENV)/.installed $(MODEL_DIR)/atlas-model.json $(MODEL_INT8_DIR)/atlas-model.json
+setup: $(VENV)/.installed $(MODEL_DIR)/atlas-model.json $(MODEL_INT8_DIR)/atlas-model.json $(MERMAID_JS)
+
+$(MERMAID_JS):
+	mkdir -p $(STATE)/mermaid/pack
+	cd $(STATE)/mermaid/pack && npm pack --silent mermaid@$(MERMAID_VERSION) >/dev/null
+	tar -xzf $(STATE)/mermaid/pack/mermaid-$(MERMAID_VERSION).tgz -C $(STATE)/mermaid/pack package/dist/mermaid.min.js
+	mv $(STATE)/mermaid/pack/package/dist/mermaid.min.js $@
+	rm -rf $(STATE)/mermaid/pack
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Atlas needs Python 3.11 or newer"'

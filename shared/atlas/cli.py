@@ -1,5 +1,6 @@
-"""The ``atlas`` command: submit a task and follow it, show a task, ingest Markdown into the knowledge base,
-replay dead-lettered tasks.
+"""The ``atlas`` command: submit a task and follow it, show a task (terminal or HTML page), list recent tasks,
+ingest Markdown into the knowledge base, replay dead-lettered tasks, back up and restore, and export
+finished tasks for fine-tuning.
 
 It talks to the same Pub/Sub topic and Firestore collection as the worker (the emulators when
 ``PUBSUB_EMULATOR_HOST`` / ``FIRESTORE_EMULATOR_HOST`` are set; ``make up`` prints them) and reads its
@@ -68,27 +69,51 @@ def cmd_submit(args: argparse.Namespace, settings: config.CliSettings) -> int:
 
 def cmd_show(args: argparse.Namespace, settings: config.CliSettings) -> int:
     if args.wait:
-        return _follow_and_print(settings, args.task_id, args.timeout)
-    document = _store(settings).get_raw(args.task_id)
+        document = follow_task(_store(settings), args.task_id, timeout_s=args.timeout)
+        if document is None or not TaskStatus(document.get("status", "queued")).is_terminal:
+            return _gave_up(args.task_id, document, args.timeout)
+    else:
+        document = _store(settings).get_raw(args.task_id)
     if document is None:
-        print(f"atlas: no task {args.task_id} in collection {settings.tasks_collection}", file=sys.stderr)
+        print(
+            f"atlas: no task {args.task_id} in collection {settings.tasks_collection}; "
+            "`atlas list` shows the recent ones",
+            file=sys.stderr,
+        )
         return EXIT_TASK_FAILED
+    if args.html:
+        write_page(document, args.html, args.mermaid_js or settings.mermaid_js)
     _print_document(document)
     return _exit_code(document)
+
+
+def write_page(document: dict[str, Any], path: Path, mermaid_js: Path | None) -> None:
+    from atlas.html_page import task_page
+
+    if mermaid_js is not None and not mermaid_js.is_file():
+        print(f"atlas: no Mermaid script at {mermaid_js}; the page will load it from a CDN", file=sys.stderr)
+        mermaid_js = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(task_page(document, mermaid_js=mermaid_js), encoding="utf-8")
+    print(f"wrote {path} (open it in a browser)", file=sys.stderr)
 
 
 def _follow_and_print(settings: config.CliSettings, task_id: str, timeout_s: float) -> int:
     document = follow_task(_store(settings), task_id, timeout_s=timeout_s)
     if document is None or not TaskStatus(document.get("status", "queued")).is_terminal:
-        state = document.get("status") if document else "not created yet"
-        print(
-            f"atlas: gave up after {timeout_s:.0f}s; task {task_id} is {state}. "
-            f"Look again with: atlas show {task_id} --wait",
-            file=sys.stderr,
-        )
-        return EXIT_TIMEOUT
+        return _gave_up(task_id, document, timeout_s)
     _print_document(document)
     return _exit_code(document)
+
+
+def _gave_up(task_id: str, document: dict[str, Any] | None, timeout_s: float) -> int:
+    state = document.get("status") if document else "not created yet"
+    print(
+        f"atlas: gave up after {timeout_s:.0f}s; task {task_id} is {state}. "
+        f"Look again with: atlas show {task_id} --wait",
+        file=sys.stderr,
+    )
+    return EXIT_TIMEOUT
 
 
 def follow_task(store: Any, task_id: str, *, timeout_s: float, live: bool = True) -> dict[str, Any] | None:
@@ -217,6 +242,81 @@ def cmd_replay_dlq(args: argparse.Namespace, settings: config.CliSettings) -> in
     return EXIT_OK
 
 
+def cmd_list(args: argparse.Namespace, settings: config.CliSettings) -> int:
+    documents = _store(settings).recent(status=args.status, limit=args.limit)
+    if not documents:
+        which = f" {args.status}" if args.status else ""
+        print(f"no{which} tasks in collection {settings.tasks_collection}", file=sys.stderr)
+        return EXIT_OK
+    print(f"{'TASK':<28} {'STATUS':<10} {'STAGE':<13} {'UPDATED (UTC)':<19} {'COST USD':>9}  PROMPT")
+    for document in documents:
+        updated = document.get("updated_at")
+        when = updated.strftime("%Y-%m-%d %H:%M:%S") if hasattr(updated, "strftime") else ""
+        prompt = " ".join(str(document.get("prompt", "")).split())
+        print(
+            f"{str(document.get('task_id', ''))[:28]:<28} {str(document.get('status', '')):<10} "
+            f"{str(document.get('stage', '')):<13} {when:<19} {float(document.get('cost_usd') or 0):>9.4f}  "
+            f"{prompt[:60] + ('…' if len(prompt) > 60 else '')}"
+        )
+    return EXIT_OK
+
+
+def cmd_export_finetune(args: argparse.Namespace, settings: config.CliSettings) -> int:
+    from atlas.finetune import write_examples
+
+    documents = _store(settings).recent(status=TaskStatus.SUCCEEDED.value, limit=args.limit)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", encoding="utf-8") as out:
+        written = list(write_examples(documents, out))
+    print(f"wrote {len(written)} examples from {len(documents)} succeeded tasks to {args.out}", file=sys.stderr)
+    print(json.dumps({"examples": len(written), "tasks_read": len(documents), "out": str(args.out)}))
+    return EXIT_OK if written else EXIT_TASK_FAILED
+
+
+def _where(args: argparse.Namespace, settings: config.CliSettings) -> Any:
+    import os
+
+    from atlas.backup import Where
+
+    key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+    return Where(
+        project=settings.project,
+        firestore_emulator=os.environ.get("FIRESTORE_EMULATOR_HOST"),
+        gcs_uri=getattr(args, "gcs_uri", None),
+        qdrant_path=args.qdrant_path or settings.qdrant_path,
+        qdrant_url=args.qdrant_url or settings.qdrant_url,
+        qdrant_api_key=key,
+        collection=settings.knowledge_collection,
+    )
+
+
+def cmd_backup(args: argparse.Namespace, settings: config.CliSettings) -> int:
+    from atlas.backup import backup
+
+    manifest = backup(args.folder, _where(args, settings))
+    print(f"backed up Firestore and the index of {settings.project} to {args.folder}", file=sys.stderr)
+    print(json.dumps(manifest))
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace, settings: config.CliSettings) -> int:
+    from atlas.backup import restore
+
+    done = restore(args.folder, _where(args, settings), firestore=not args.skip_firestore, qdrant=not args.skip_index)
+    print(f"restored {', '.join(done) or 'nothing'} from {args.folder}", file=sys.stderr)
+    print(json.dumps(done))
+    return EXIT_OK
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("atlas")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="atlas",
@@ -224,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Configuration comes from ATLAS_* environment variables (see .env.example); "
         "`make up` starts a local stack and prints what to export.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"atlas {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     submit = commands.add_parser("submit", help="publish a task; with --wait, follow it to the end")
     submit.add_argument("prompt", help='what to design, e.g. "Design a logging architecture for microservices"')
@@ -236,11 +337,25 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout", type=float, default=300, help="seconds to wait with --wait (default 300)")
     submit.set_defaults(handler=cmd_submit)
 
-    show = commands.add_parser("show", help="print a task: readable first, then one line of JSON")
-    show.add_argument("task_id")
+    show = commands.add_parser(
+        "show",
+        help="print a task: the design as Markdown, then one line of JSON; --html writes a page",
+        description="Print a task document: status, cost and timings, then the design as Markdown (its diagram "
+        "in a mermaid block, the sources it cites), then the whole document as one line of JSON.",
+    )
+    show.add_argument("task_id", help="the task id `atlas submit` printed (or your --task-id)")
     show.add_argument("--wait", action="store_true", help="wait until the task finishes")
     show.add_argument("--timeout", type=float, default=300, help="seconds to wait with --wait (default 300)")
+    show.add_argument("--html", type=Path, metavar="PAGE", help="also write the task as an HTML page, diagram drawn")
+    show.add_argument(
+        "--mermaid-js", type=Path, help="a local mermaid.min.js for the page (default: ATLAS_MERMAID_JS, else a CDN)"
+    )
     show.set_defaults(handler=cmd_show)
+
+    listing = commands.add_parser("list", help="recent tasks, newest first (optionally of one status)")
+    listing.add_argument("--status", choices=[s.value for s in TaskStatus], help="only tasks in this status")
+    listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    listing.set_defaults(handler=cmd_list)
 
     ingest = commands.add_parser("ingest", help="add Markdown files (or folders of them) to the knowledge base")
     ingest.add_argument("paths", nargs="+", type=Path)
@@ -265,6 +380,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="show what would be replayed; change nothing, acknowledge nothing"
     )
     replay.set_defaults(handler=cmd_replay_dlq)
+
+    for name, handler, text in (
+        ("backup", cmd_backup, "back up Firestore and the knowledge index into a new folder"),
+        ("restore", cmd_restore, "restore a backup: Firestore into the running database, the index into a folder"),
+    ):
+        sub = commands.add_parser(
+            name, help=text, description=f"{text[0].upper()}{text[1:]}. docs/runbooks/backup-and-restore.md."
+        )
+        sub.add_argument("folder", type=Path, help="the backup folder")
+        sub.add_argument("--qdrant-path", type=Path, help="the embedded index folder (default: ATLAS_QDRANT_PATH)")
+        sub.add_argument(
+            "--qdrant-url", help="managed Qdrant instead (default: ATLAS_QDRANT_URL; key: ATLAS_QDRANT_API_KEY)"
+        )
+        sub.set_defaults(handler=handler)
+        if name == "backup":
+            sub.add_argument("--gcs-uri", help="in the cloud: gs://BUCKET/PREFIX for Firestore's managed export")
+        else:
+            sub.add_argument("--skip-firestore", action="store_true", help="restore only the index")
+            sub.add_argument("--skip-index", action="store_true", help="restore only Firestore")
+
+    export = commands.add_parser(
+        "export-finetune",
+        help="write succeeded tasks as fine-tuning JSONL (OpenAI chat format)",
+        description="Each line holds the messages the model was given (system prompt, the task with its sources) "
+        "and the design it answered, for tuning a domain-specific model on Atlas's own task.",
+    )
+    export.add_argument("--out", type=Path, required=True, help="the JSONL file to write")
+    export.add_argument("--limit", type=int, default=1000, help="the most recent N succeeded tasks (default 1000)")
+    export.set_defaults(handler=cmd_export_finetune)
     return parser
 
 

@@ -96,3 +96,9 @@ class KnowledgeIndexError(AtlasError):
     """The knowledge index could not be opened or written."""
 
     code = "index_error"
+
+
+class BackupError(AtlasError):
+    """A backup could not be written or restored; the message says what to change."""
+
+    code = "backup_error"

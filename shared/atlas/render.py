@@ -46,16 +46,16 @@ def render_task(document: dict[str, Any]) -> str:
         lines.append(f"Fallback: {fallback.get('entry')} ({fallback.get('kind')}): {fallback.get('reason')}")
     result = document.get("result") or {}
     if result.get("kind") == "design":
-        lines.extend(_render_design(result))
+        lines.extend(_render_design(result, document.get("sources") or []))
     elif result.get("kind") == "brief":
         lines.extend(_render_brief(result))
     lines.append(_RULE)
     return "\n".join(lines)
 
 
-def _render_design(design: dict[str, Any]) -> list[str]:
-    lines = ["", f"# {design.get('title')}", "", str(design.get("summary", ""))]
-    sections: list[tuple[str, list[str]]] = [
+def design_sections(design: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The design's sections as (heading, items), in reading order: shared by the terminal and HTML views."""
+    return [
         ("Assumptions", [str(a) for a in design.get("assumptions", [])]),
         (
             "Components",
@@ -82,22 +82,34 @@ def _render_design(design: dict[str, Any]) -> list[str]:
         ("Open questions", [str(q) for q in design.get("open_questions", [])]),
         ("Citations", [f"[{c['source_id']}] {c['supports']}" for c in design.get("citations", [])]),
     ]
-    for heading, items in sections:
+
+
+def source_line(source: dict[str, Any]) -> str:
+    """``[S1] Title › Section (origin)``: how a cited source is named."""
+    section = f" › {source['section']}" if source.get("section") else ""
+    label = source.get("label") or str(source.get("id", ""))[:8]
+    return f"[{label}] {source.get('title')}{section} ({source.get('source')})"
+
+
+def _render_design(design: dict[str, Any], sources: list[dict[str, Any]]) -> list[str]:
+    """The design as Markdown: headings, lists, the diagram in a ``mermaid`` fence, the cited sources."""
+    lines = ["", f"# {design.get('title')}", "", str(design.get("summary", ""))]
+    for heading, items in design_sections(design):
         if items:
             lines.extend(["", f"## {heading}", *(f"- {item}" for item in items)])
     if design.get("diagram_mermaid"):
-        lines.extend(["", "## Diagram (Mermaid)", str(design["diagram_mermaid"])])
+        lines.extend(["", "## Diagram", "```mermaid", str(design["diagram_mermaid"]).strip(), "```"])
+    cited = {c.get("source_id") for c in design.get("citations", [])}
+    named = [s for s in sources if s.get("label") in cited]
+    if named:
+        lines.extend(["", "## Sources", *(f"- {source_line(s)}" for s in named)])
     return lines
 
 
 def _render_brief(brief: dict[str, Any]) -> list[str]:
     lines = ["", f"# {brief.get('title')}", "", str(brief.get("summary", "")), "", "## Sources"]
     for source in brief.get("sources", []):
-        section = f" › {source['section']}" if source.get("section") else ""
-        label = source.get("label") or str(source.get("id", ""))[:8]
-        lines.append(
-            f"- [{label}] {source.get('title')}{section} ({source.get('source')}, score {source.get('score')})"
-        )
+        lines.append(f"- {source_line(source)}, score {source.get('score')}")
         lines.append(f"    {source.get('excerpt')}")
     lines.extend(["", f"Next step: {brief.get('next_step')}"])
     return lines

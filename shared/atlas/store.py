@@ -326,6 +326,14 @@ class TaskStore:
         snapshot = self._ref(task_id).get()
         return snapshot.to_dict() if snapshot.exists else None
 
+    def recent(self, *, status: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The most recently updated tasks, newest first, optionally in one status (index in firestore.tf)."""
+        query: Any = self._collection
+        if status:
+            query = query.where(filter=FieldFilter("status", "==", status))
+        query = query.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit)
+        return [snapshot.to_dict() or {} for snapshot in query.stream()]
+
     def _update_if_owner(self, task_id: str, owner: str, update: dict[str, Any]) -> bool:
         ref = self._ref(task_id)
 

@@ -1,0 +1,106 @@
+"""A task as one HTML page: the design with its Mermaid diagram drawn, its citations linked to the sources.
+
+The page is self-contained but for Mermaid's script: ``mermaid_js`` (a path to ``mermaid.min.js``, which
+``make setup`` fetches from the npm registry into ``.atlas/mermaid/``) is referenced as a local file, so the
+page draws offline; without it the page loads Mermaid from a CDN. Every text from the task is escaped:
+the design comes from an LLM and the sources from the knowledge base, neither is trusted markup.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from atlas.render import design_sections, source_line
+
+MERMAID_CDN = "https://cdn.jsdelivr.net/npm/mermaid@12/dist/mermaid.min.js"
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #1f2328; }
+header { border-bottom: 1px solid #d0d7de; margin-bottom: 1rem; }
+.status { display: inline-block; padding: 0.1rem 0.6rem; border-radius: 1rem; font-weight: 600; }
+.succeeded { background: #dafbe1; } .degraded { background: #fff8c5; } .failed { background: #ffebe9; }
+.meta { color: #57606a; font-size: 0.9rem; } pre.mermaid { background: #f6f8fa; padding: 1rem; }
+blockquote { color: #57606a; border-left: 0.25rem solid #d0d7de; margin: 0; padding: 0 1rem; }
+"""
+
+
+def task_page(document: dict[str, Any], *, mermaid_js: Path | None = None) -> str:
+    """The HTML page of a task document (a design, a brief, or a failure)."""
+    e = html.escape
+    status = str(document.get("status", "unknown"))
+    result = document.get("result") or {}
+    title = result.get("title") or document.get("prompt") or document.get("task_id")
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(str(title))}</title><style>{_STYLE}</style></head><body>",
+        "<header>",
+        f"<h1>{e(str(title))}</h1>",
+        f'<p><span class="status {e(status)}">{e(status)}</span> '
+        f'<span class="meta">task {e(str(document.get("task_id")))}</span></p>',
+        f"<p><strong>Prompt:</strong> {e(str(document.get('prompt', '')))}</p>",
+        f'<p class="meta">{e(_meta(document))}</p>',
+        "</header>",
+    ]
+    if document.get("notice"):
+        parts.append(f"<blockquote>{e(str(document['notice']))}</blockquote>")
+    error = document.get("error")
+    if error:
+        parts.append(f"<p><strong>Error [{e(str(error.get('code')))}]:</strong> {e(str(error.get('message')))}</p>")
+    if result.get("kind") == "design":
+        parts.extend(_design(result))
+    elif result.get("summary"):
+        parts.append(f"<p>{e(str(result['summary']))}</p>")
+    parts.extend(_sources(document.get("sources") or []))
+    if result.get("kind") == "design" and result.get("diagram_mermaid"):
+        src = mermaid_js.resolve().as_uri() if mermaid_js else MERMAID_CDN
+        parts.append(f'<script src="{e(src)}"></script>')
+        parts.append('<script>mermaid.initialize({startOnLoad: true, securityLevel: "strict"});</script>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _meta(document: dict[str, Any]) -> str:
+    bits = []
+    if document.get("provider"):
+        bits.append(f"{document['provider']}/{document.get('model')}")
+    if document.get("cost_usd") is not None:
+        bits.append(f"{float(document['cost_usd']):.4f} USD")
+    total = (document.get("timings_ms") or {}).get("total_ms")
+    if total is not None:
+        bits.append(f"{total / 1000:.1f} s")
+    return " · ".join(bits)
+
+
+def _design(design: dict[str, Any]) -> list[str]:
+    e = html.escape
+    parts = [f"<p>{e(str(design.get('summary', '')))}</p>"]
+    if design.get("diagram_mermaid"):
+        parts += ["<h2>Diagram</h2>", f'<pre class="mermaid">{e(str(design["diagram_mermaid"]).strip())}</pre>']
+    for heading, items in design_sections(design):
+        if not items:
+            continue
+        parts.append(f"<h2>{e(heading)}</h2><ul>")
+        for item in items:
+            text = e(item)
+            if heading == "Citations" and item.startswith("["):
+                label = item[1 : item.index("]")]
+                text = f'<a href="#{e(label)}">[{e(label)}]</a>{e(item[item.index("]") + 1 :])}'
+            parts.append(f"<li>{text}</li>")
+        parts.append("</ul>")
+    return parts
+
+
+def _sources(sources: list[dict[str, Any]]) -> list[str]:
+    if not sources:
+        return []
+    e = html.escape
+    parts = ["<h2>Sources</h2><ol>"]
+    for source in sources:
+        anchor = e(str(source.get("label") or source.get("id", "")))
+        excerpt = str(source.get("text") or source.get("excerpt") or "")
+        parts.append(f'<li id="{anchor}"><strong>{e(source_line(source))}</strong><br>{e(excerpt[:600])}</li>')
+    parts.append("</ol>")
+    return parts

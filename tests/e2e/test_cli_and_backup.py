@@ -1,0 +1,129 @@
+"""The CLI a newcomer lives in, on a real stack: list, show as Markdown and as an HTML page (drawn in headless
+Chromium), export-finetune; and a backup restored into a fresh stack finds every task and the same search."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from google.cloud import firestore, pubsub_v1
+
+from atlas import cli
+from atlas.retrieval_client import RetrievalClient
+from stack import LocalStack
+from support import TEST_PROJECT
+from support.browser import mermaid_js, rendered_dom
+from support.running_stack import running_stack
+
+pytestmark = pytest.mark.e2e
+QUERIES = ("centralised logging pipeline", "multi-region disaster recovery", "cache invalidation for a read-heavy API")
+PROMPTS = {
+    "bk-logging": "Design a logging architecture for microservices",
+    "bk-dr": "Design a multi-region disaster recovery plan",
+    "bk-cache": "Design a caching layer for a read-heavy API",
+}
+
+
+@pytest.fixture(scope="module")
+def stack_with_tasks(emulators, _fake_openai_server, model_dir, tmp_path_factory):
+    _fake_openai_server.reset()
+    state_dir = tmp_path_factory.mktemp("cli-stack")
+    with running_stack(emulators, state_dir, base_url=_fake_openai_server.base_url, models=("gpt-4o-mini",)) as (
+        state,
+        store,
+    ):
+        publisher = pubsub_v1.PublisherClient()
+        topic = publisher.topic_path(state.project, state.topic)
+        for task_id, prompt in PROMPTS.items():
+            publisher.publish(topic, json.dumps({"prompt": prompt, "task_id": task_id}).encode()).result(30)
+        publisher.publish(topic, b'{"prompt": 42, "task_id": "bk-bad"}').result(30)
+        for task_id in [*PROMPTS, "bk-bad"]:
+            assert cli.follow_task(store, task_id, timeout_s=60, live=False)["status"] in ("succeeded", "failed")
+        yield state, store, state_dir / "qdrant"
+
+
+def searches(retrieval_url):
+    client = RetrievalClient(retrieval_url, timeout_s=30)
+    return {query: [s.id for s in client.search(query, top_k=8)] for query in QUERIES}
+
+
+def test_list_shows_recent_tasks_by_status(stack_with_tasks, capsys):
+    assert cli.main(["list", "--status", "failed"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["TASK", "STATUS", "STAGE"]
+    assert [line.split()[0] for line in out[1:]] == ["bk-bad"]
+    assert cli.main(["list", "--limit", "10"]) == 0
+    ids = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert set(PROMPTS) | {"bk-bad"} <= ids
+
+
+def test_show_renders_markdown_and_a_page_whose_diagram_chromium_draws(stack_with_tasks, capsys, tmp_path):
+    page = tmp_path / "bk-logging.html"
+    assert cli.main(["show", "bk-logging", "--html", str(page), "--mermaid-js", str(mermaid_js())]) == 0
+    out = capsys.readouterr().out
+    assert "## Diagram\n```mermaid\nflowchart LR" in out and "## Sources\n- [S1] " in out
+    dom = rendered_dom(page)
+    assert 'aria-roledescription="flowchart' in dom and "<svg" in dom  # Mermaid drew the diagram
+    assert 'id="S1"' in dom and 'href="#S1"' in dom  # citations link to their sources
+
+
+def test_show_of_an_unknown_task_says_what_to_do(stack_with_tasks, capsys):
+    assert cli.main(["show", "no-such-task"]) == cli.EXIT_TASK_FAILED
+    assert "atlas list" in capsys.readouterr().err
+
+
+def test_export_finetune_writes_the_prompt_the_model_saw_and_its_design(stack_with_tasks, tmp_path, capsys):
+    out = tmp_path / "finetune.jsonl"
+    assert cli.main(["export-finetune", "--out", str(out)]) == 0
+    examples = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(examples) >= len(PROMPTS)
+    for example in examples:
+        roles = [m["role"] for m in example["messages"]]
+        assert roles == ["system", "user", "assistant"]
+        assert '<source id="S1"' in example["messages"][1]["content"]
+        assert json.loads(example["messages"][2]["content"])["components"]
+
+
+def test_backup_restored_into_a_fresh_stack_finds_every_task_and_the_same_search(
+    stack_with_tasks, tmp_path, capsys, monkeypatch
+):
+    state, store, qdrant_path = stack_with_tasks
+    client = firestore.Client(project=TEST_PROJECT)
+    collection = os.environ["ATLAS_TASKS_COLLECTION"]
+    before = {snap.id: snap.to_dict() for snap in client.collection(collection).stream()}
+    results_before = searches(state.retrieval_url)
+    backup_dir = tmp_path / "backup"
+    assert cli.main(["backup", str(backup_dir), "--qdrant-path", str(qdrant_path)]) == 0
+    manifest = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert manifest["firestore"]["kind"] == "emulator_export" and manifest["qdrant"]["kind"] == "folder"
+
+    # A fresh stack: its own emulators (empty), the index restored into a folder of its own first.
+    restored_index = tmp_path / "restored-qdrant"
+    assert cli.main(["restore", str(backup_dir), "--skip-firestore", "--qdrant-path", str(restored_index)]) == 0
+    fresh = LocalStack(tmp_path / "fresh", project=TEST_PROJECT, topic=state.topic, qdrant_path=restored_index)
+    with fresh as fresh_state:
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", fresh_state.firestore_host)
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", fresh_state.pubsub_host)
+        fresh_client = firestore.Client(project=TEST_PROJECT)
+        assert list(fresh_client.collection(collection).limit(1).stream()) == []
+        assert cli.main(["restore", str(backup_dir), "--skip-index"]) == 0
+        after = {snap.id: snap.to_dict() for snap in fresh_client.collection(collection).stream()}
+        assert after == before and set(PROMPTS) | {"bk-bad"} <= set(after)
+        deadline = time.monotonic() + 30
+        while (results_after := searches(fresh_state.retrieval_url)) != results_before:
+            assert time.monotonic() < deadline, (results_before, results_after)
+            time.sleep(1)
+        assert all(results_after.values())
+
+
+def test_restore_refuses_a_folder_that_is_not_a_backup(stack_with_tasks, tmp_path, capsys):
+    assert cli.main(["restore", str(tmp_path)]) == cli.EXIT_USAGE
+    assert "not an Atlas backup" in capsys.readouterr().err
+
+
+def test_backup_refuses_a_folder_that_is_not_empty(stack_with_tasks, tmp_path, capsys):
+    (tmp_path / "something").write_text("x")
+    assert cli.main(["backup", str(tmp_path)]) == cli.EXIT_USAGE
+    assert "not empty" in capsys.readouterr().err
+    assert Path(tmp_path / "something").read_text() == "x"
