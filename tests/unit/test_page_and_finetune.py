@@ -1,0 +1,51 @@
+
+from fake_openai import design_for
+
+from atlas.finetune import finetune_example
+from atlas.html_page import MERMAID_CDN, task_page
+
+SOURCE = {"id": "a", "label": "S1", "title": "Logging", "source": "knowledge/l.md", "text": "t", "score": 1.0}
+
+
+def succeeded(**design_changes):
+    design = {**design_for('<source id="S1"'), **design_changes}
+    return {
+        "task_id": "t-1",
+        "status": "succeeded",
+        "prompt": "Design logging",
+        "hints": {"cloud": "gcp"},
+        "sources": [SOURCE],
+        "result": {"kind": "design", **design},
+    }
+
+
+def test_page_escapes_what_the_model_and_the_sources_wrote():
+    document = succeeded(title="<script>alert(1)</script>", summary="a & b")
+    document["sources"] = [{**SOURCE, "text": "<img src=x onerror=alert(1)>"}]
+    page = task_page(document)
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<img src=x" not in page and "a &amp; b" in page
+
+
+def test_page_uses_the_local_mermaid_script_when_given_and_a_cdn_otherwise(tmp_path):
+    script = tmp_path / "mermaid.min.js"
+    script.write_text("")
+    assert script.as_uri() in task_page(succeeded(), mermaid_js=script)
+    assert MERMAID_CDN in task_page(succeeded())
+    assert "<script" not in task_page({"task_id": "x", "status": "failed", "error": {"code": "c", "message": "m"}})
+
+
+def test_finetune_example_is_the_prompt_the_model_saw_and_the_design():
+    example = finetune_example(succeeded())
+    system, user, assistant = example["messages"]
+    assert (system["role"], user["role"], assistant["role"]) == ("system", "user", "assistant")
+    assert "Design logging" in user["content"] and '"cloud": "gcp"' in user["content"] and 'id="S1"' in user["content"]
+    assert '"title"' in assistant["content"]
+
+
+def test_only_succeeded_valid_designs_are_exported():
+    assert finetune_example({**succeeded(), "status": "degraded"}) is None
+    assert finetune_example({**succeeded(), "result": {"kind": "brief"}}) is None
+    broken = succeeded()
+    broken["result"]["components"] = []
+    assert finetune_example(broken) is None
