@@ -645,6 +645,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         return 1
     stack = LocalStack(
         args.state_dir,
+        qdrant_path=args.qdrant_path,
         ports={
             k: v
             for k, v in (
@@ -704,6 +705,7 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("up", help="start the stack and leave it running")
     for name in ("pubsub", "firestore", "retrieval", "worker", "dead_letter", "metrics"):
         up.add_argument(f"--{name}-port", type=int, default=int(os.environ.get(f"ATLAS_LOCAL_{name.upper()}_PORT", 0)))
+    up.add_argument("--qdrant-path", type=Path, help="the index folder (default: STATE_DIR/qdrant)")
     commands.add_parser("env", help="print export lines for a running stack")
     commands.add_parser("down", help="stop the stack that `up` started")
     args = parser.parse_args(argv)
