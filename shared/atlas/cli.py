@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from atlas import config
-from atlas.errors import AtlasError
+from atlas.errors import AtlasError, ConfigError
 from atlas.models import TaskMessage, TaskStatus
 from atlas.render import render_task, to_json_line
 
@@ -417,6 +417,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = config.load(config.CliSettings)
         return int(args.handler(args, settings))
+    except ConfigError as exc:
+        print(f"atlas: {exc}", file=sys.stderr)
+        print(
+            "atlas: every variable is listed in .env.example; for the local stack, `make up` and then "
+            'eval "$(.venv/bin/python infra/local/stack.py env)" set them',
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except AtlasError as exc:
         print(f"atlas: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -201,9 +201,11 @@ def load(settings_class: type[SettingsT]) -> SettingsT:
 def _variable_name(settings_class: type[BaseSettings], field: str) -> str:
     if not field:
         return settings_class.__name__
-    info = settings_class.model_fields.get(field)
-    if info is not None and isinstance(info.validation_alias, AliasChoices):
-        return " or ".join(str(choice) for choice in info.validation_alias.choices)
+    for name, info in settings_class.model_fields.items():
+        choices = info.validation_alias.choices if isinstance(info.validation_alias, AliasChoices) else ()
+        if field == name or field in choices:
+            # pydantic reports a field read through an alias by the alias it tried first
+            return " or ".join(str(c) for c in choices) if choices else f"{ENV_PREFIX}{name.upper()}"
     return f"{ENV_PREFIX}{field.upper()}"
 
 

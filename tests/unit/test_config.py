@@ -76,3 +76,10 @@ def test_retrieval_needs_a_folder_or_a_url(env, tmp_path):
         config.load(config.RetrievalSettings)
     env.setenv("ATLAS_QDRANT_URL", "https://qdrant.example:6333")
     assert config.load(config.RetrievalSettings).qdrant_url == "https://qdrant.example:6333"
+
+
+def test_a_missing_project_names_both_variables_that_can_set_it(monkeypatch):
+    monkeypatch.delenv("ATLAS_PROJECT", raising=False)
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    with pytest.raises(ConfigError, match=r"ATLAS_PROJECT or GOOGLE_CLOUD_PROJECT: Field required"):
+        config.load(config.CliSettings)
