@@ -683,6 +683,9 @@ def _cmd_env(args: argparse.Namespace) -> int:
         return 1
     for key, value in state.client_env().items():
         print(f"export {key}={value}")
+    mermaid = REPO / ".atlas" / "mermaid" / "mermaid.min.js"  # fetched by `make setup`
+    if mermaid.is_file():
+        print(f"export ATLAS_MERMAID_JS={mermaid}")
     return 0
 
 

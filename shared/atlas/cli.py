@@ -309,12 +309,36 @@ def cmd_restore(args: argparse.Namespace, settings: config.CliSettings) -> int:
 
 
 def _version() -> str:
+    """The package version, and the commit when the code runs from a git checkout."""
+    import subprocess
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("atlas")
+        found = version("atlas")
     except PackageNotFoundError:
-        return "unknown"
+        found = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{found} (commit {commit})" if commit else found
+
+
+class _VersionAction(argparse.Action):
+    """--version, worked out only when asked (it runs git)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(f"atlas {_version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Configuration comes from ATLAS_* environment variables (see .env.example); "
         "`make up` starts a local stack and prints what to export.",
     )
-    parser.add_argument("--version", action="version", version=f"atlas {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="print the version (and commit) and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     submit = commands.add_parser("submit", help="publish a task; with --wait, follow it to the end")

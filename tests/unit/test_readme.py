@@ -1,0 +1,42 @@
+"""The README stays true to the code: every variable the code reads, the version, the links, the commands."""
+
+import re
+import tomllib
+
+import pytest
+from pydantic import AliasChoices
+
+from atlas import config
+from stack import REPO
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+SETTINGS = (config.WorkerSettings, config.RetrievalSettings, config.CliSettings)
+
+
+def variables() -> set[str]:
+    names = set()
+    for settings_class in SETTINGS:
+        for field, info in settings_class.model_fields.items():
+            alias = info.validation_alias
+            names.add(str(alias.choices[0]) if isinstance(alias, AliasChoices) else f"ATLAS_{field.upper()}")
+    return names
+
+
+def test_every_variable_the_code_reads_is_in_the_readme_and_env_example():
+    env_example = (REPO / ".env.example").read_text(encoding="utf-8")
+    assert sorted(n for n in variables() if f"`{n}`" not in README) == []
+    assert sorted(n for n in variables() if n not in env_example) == []
+
+
+def test_version_badge_is_the_package_version():
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert f"badge/version-{version}-" in README
+
+
+@pytest.mark.parametrize("target", sorted(set(re.findall(r"\]\(((?:docs|shared|terraform|\.env)[^)#]*)\)", README))))
+def test_readme_links_point_to_files_that_exist(target):
+    assert (REPO / target).exists(), target
+
+
+def test_readme_gives_the_two_commands():
+    assert "make demo" in README and "make test" in README
