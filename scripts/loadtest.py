@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "shared"), str(REPO / "infra" / "local")]
 
 from fake_openai import FakeOpenAI  # noqa: E402
+from metric_points import read_points  # noqa: E402
 
 from stack import DEFAULT_STATE_DIR, LocalStack, Process, StackState, _load_state  # noqa: E402
 
@@ -203,7 +204,7 @@ def metrics_check(
     """
     import metrics_report
 
-    points = metrics_report.read_points(points_file)
+    points = read_points(points_file)
     summary = metrics_report.summary(points)
     if report is not None:
         metrics_report.draw(points, report, f"Atlas load test: {result['tasks']} tasks")

@@ -22,24 +22,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-PREFIX = "custom.googleapis.com/atlas/"
+sys.path[:0] = [str(REPO / "shared"), str(REPO / "infra" / "local")]
 
+from metric_points import accepted, ends_by_series, last_points, read_points, scalar, totals  # noqa: E402
 
-def read_points(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def accepted(points: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    return sorted(
-        (p for p in points if not p.get("rejected") and p["metric"] == PREFIX + metric), key=lambda p: p["end"]
-    )
-
-
-def scalar(point: dict[str, Any]) -> float:
-    value = point["value"]
-    if "distribution_value" in value:
-        return float(value["distribution_value"].get("count", 0))
-    return float(next(iter(value.values())))
+from atlas.metrics import Buckets  # noqa: E402
 
 
 def over_time(
@@ -55,36 +42,19 @@ def over_time(
     return dict(curves)
 
 
-def last_values(points: list[dict[str, Any]], metric: str) -> dict[str, dict[str, Any]]:
-    last: dict[str, dict[str, Any]] = {}
-    for point in accepted(points, metric):
-        last[point["series"]] = point
-    return last
-
-
-def totals(points: list[dict[str, Any]], metric: str, label: str) -> dict[str, float]:
-    summed: dict[str, float] = defaultdict(float)
-    for point in last_values(points, metric).values():
-        summed[point["labels"].get(label, "")] += scalar(point)
-    return dict(summed)
-
-
 def merged_histogram(points: list[dict[str, Any]], metric: str) -> tuple[list[float], list[int], float, int]:
     """Bucket bounds, summed bucket counts, overall mean and count of a distribution across instances."""
     counts: list[int] = []
     bounds: list[float] = []
     total, weighted = 0, 0.0
-    for point in last_values(points, metric).values():
+    for point in last_points(points, metric).values():
         dist = point["value"]["distribution_value"]
         options = dist["bucket_options"]
         if "exponential_buckets" in options:
-            e = options["exponential_buckets"]
-            n = int(e["num_finite_buckets"])
-            bounds = [e["scale"] * e["growth_factor"] ** i for i in range(n + 1)]
-        else:
-            lin = options["linear_buckets"]
-            n = int(lin["num_finite_buckets"])
-            bounds = [lin.get("offset", 0.0) + lin["width"] * i for i in range(n + 1)]
+            spec = {"exponential": options["exponential_buckets"]}
+        else:  # proto JSON leaves a zero offset out
+            spec = {"linear": {"offset": 0.0, **options["linear_buckets"]}}
+        bounds = list(Buckets.from_spec(spec).bounds)
         these = [int(c) for c in dist.get("bucket_counts", [])]
         counts = [a + b for a, b in zip(counts + [0] * (len(these) - len(counts)), these, strict=False)] or these
         count = int(dist.get("count", 0))
@@ -108,18 +78,11 @@ def percentile(bounds: list[float], counts: list[int], q: float) -> float | None
 
 def summary(points: list[dict[str, Any]]) -> dict[str, Any]:
     bounds, counts, mean, n = merged_histogram(points, "task/latency")
-    gaps = []
-    by_series: dict[str, list[float]] = defaultdict(list)
-    for point in points:
-        if not point.get("rejected"):
-            by_series[point["series"]].append(point["end"])
-    for ends in by_series.values():
-        ends.sort()
-        gaps += [b - a for a, b in zip(ends, ends[1:], strict=False)]
+    gaps = [b - a for ends in ends_by_series(points).values() for a, b in zip(ends, ends[1:], strict=False)]
     return {
         "points_accepted": sum(1 for p in points if not p.get("rejected")),
         "writes_rejected": sum(1 for p in points if p.get("rejected")),
-        "series": len(by_series),
+        "series": len(ends_by_series(points)),
         "instances": len({p["resource"]["task_id"] for p in points}),
         "min_seconds_between_points_of_a_series": round(min(gaps), 3) if gaps else None,
         "tasks": totals(points, "tasks", "status"),

@@ -233,13 +233,6 @@ def serve(store: MetricStore, host: str = "127.0.0.1", port: int = 0) -> tuple[g
     return server, bound
 
 
-def read_points(points_file: Path) -> list[dict[str, Any]]:
-    """The JSON lines a MetricService wrote (accepted points and rejections)."""
-    if not points_file.exists():
-        return []
-    return [json.loads(line) for line in points_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")

@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from metric_service import read_points
+from metric_points import PREFIX, ends_by_series, last_points, read_points, total
 
 from stack import REPO
-from support.metric_points import PREFIX, ends_by_series, last_points, total
 from support.running_stack import running_stack
 
 pytestmark = pytest.mark.e2e

@@ -8,6 +8,7 @@ import logging
 import functions_framework
 import pytest
 from google.cloud import firestore
+from metric_points import read_points
 
 from stack import REPO
 from support import TEST_PROJECT
@@ -94,7 +95,6 @@ def test_every_log_line_of_a_request_carries_its_trace_execution_and_task_ids(wo
 def test_a_request_writes_the_instance_metrics_to_cloud_monitoring(worker, metric_service):
     response = worker.post(f"/projects/{TEST_PROJECT}/topics/atlas-tasks", json=envelope(b"{nope", "104"))
     assert response.status_code == 200
-    from metric_service import read_points
 
     points = read_points(metric_service.points_file)
     written = {(p["metric"].rsplit("/atlas/", 1)[1], tuple(sorted(p["labels"].items()))) for p in points}

@@ -7,14 +7,13 @@ import threading
 
 import pytest
 from google.api_core.exceptions import InvalidArgument
-from metric_service import read_points
+from metric_points import read_points, total
 
 from atlas import config
 from atlas.errors import ConfigError
 from atlas.metrics import InstanceMetrics
 from atlas.metrics_export import MetricsExporter, Resource, monitoring_client
 from atlas.task_metrics import TaskMetrics, seconds_since
-from support.metric_points import total
 
 
 class Clock:
