@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,17 @@ def cmd_submit(args: argparse.Namespace, settings: config.CliSettings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: config.CliSettings) -> int:
+    mermaid_js = args.mermaid_js or settings.mermaid_js
+    if args.self_contained and (mermaid_js is None or not mermaid_js.is_file()):
+        print(
+            "atlas: --self-contained copies Mermaid into the page, and there is no mermaid.min.js at "
+            f"{mermaid_js or '(ATLAS_MERMAID_JS is not set)'}: run `make setup`, or pass --mermaid-js PATH",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.self_contained and not args.html:
+        print("atlas: --self-contained is about the page: add --html PAGE", file=sys.stderr)
+        return EXIT_USAGE
     if args.wait:
         document = follow_task(_store(settings), args.task_id, timeout_s=args.timeout)
         if document is None or not TaskStatus(document.get("status", "queued")).is_terminal:
@@ -82,19 +94,19 @@ def cmd_show(args: argparse.Namespace, settings: config.CliSettings) -> int:
         )
         return EXIT_TASK_FAILED
     if args.html:
-        write_page(document, args.html, args.mermaid_js or settings.mermaid_js)
+        write_page(document, args.html, mermaid_js, inline=args.self_contained)
     _print_document(document)
     return _exit_code(document)
 
 
-def write_page(document: dict[str, Any], path: Path, mermaid_js: Path | None) -> None:
+def write_page(document: dict[str, Any], path: Path, mermaid_js: Path | None, *, inline: bool = False) -> None:
     from atlas.html_page import task_page
 
     if mermaid_js is not None and not mermaid_js.is_file():
         print(f"atlas: no Mermaid script at {mermaid_js}; the page will load it from a CDN", file=sys.stderr)
         mermaid_js = None
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(task_page(document, mermaid_js=mermaid_js), encoding="utf-8")
+    path.write_text(task_page(document, mermaid_js=mermaid_js, inline_mermaid=inline), encoding="utf-8")
     print(f"wrote {path} (open it in a browser)", file=sys.stderr)
 
 
@@ -264,11 +276,12 @@ def cmd_list(args: argparse.Namespace, settings: config.CliSettings) -> int:
 def cmd_export_finetune(args: argparse.Namespace, settings: config.CliSettings) -> int:
     from atlas.finetune import write_examples
 
-    documents = _store(settings).recent(status=TaskStatus.SUCCEEDED.value, limit=args.limit)
+    documents = _store(settings).recent(status=TaskStatus.SUCCEEDED.value, limit=args.limit, since=args.since)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as out:
         written = list(write_examples(documents, out))
-    print(f"wrote {len(written)} examples from {len(documents)} succeeded tasks to {args.out}", file=sys.stderr)
+    since = f" updated since {args.since.isoformat()}" if args.since else ""
+    print(f"wrote {len(written)} examples from {len(documents)} succeeded tasks{since} to {args.out}", file=sys.stderr)
     print(json.dumps({"examples": len(written), "tasks_read": len(documents), "out": str(args.out)}))
     return EXIT_OK if written else EXIT_TASK_FAILED
 
@@ -341,6 +354,26 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (Firestore rejects other limits with a cryptic error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _utc_time(text: str) -> datetime:
+    """argparse type: an ISO 8601 date or time; one without a zone is taken as UTC (as task times are)."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or time, e.g. 2026-12-01") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="atlas",
@@ -374,11 +407,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument(
         "--mermaid-js", type=Path, help="a local mermaid.min.js for the page (default: ATLAS_MERMAID_JS, else a CDN)"
     )
+    show.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="copy Mermaid into the page (about 5 MB), so the one file draws its diagram anywhere, offline",
+    )
     show.set_defaults(handler=cmd_show)
 
     listing = commands.add_parser("list", help="recent tasks, newest first (optionally of one status)")
     listing.add_argument("--status", choices=[s.value for s in TaskStatus], help="only tasks in this status")
-    listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    listing.add_argument("--limit", type=_positive_int, default=20, help="how many (default 20)")
     listing.set_defaults(handler=cmd_list)
 
     ingest = commands.add_parser("ingest", help="add Markdown files (or folders of them) to the knowledge base")
@@ -431,7 +469,15 @@ def build_parser() -> argparse.ArgumentParser:
         "and the design it answered, for tuning a domain-specific model on Atlas's own task.",
     )
     export.add_argument("--out", type=Path, required=True, help="the JSONL file to write")
-    export.add_argument("--limit", type=int, default=1000, help="the most recent N succeeded tasks (default 1000)")
+    export.add_argument(
+        "--limit", type=_positive_int, default=1000, help="the most recent N succeeded tasks (default 1000)"
+    )
+    export.add_argument(
+        "--since",
+        type=_utc_time,
+        metavar="WHEN",
+        help="only tasks updated at or after WHEN (ISO 8601, UTC unless it says: 2026-12-01 or 2026-12-01T08:00)",
+    )
     export.set_defaults(handler=cmd_export_finetune)
     return parser
 

@@ -1,19 +1,22 @@
 """A task as one HTML page: the design with its Mermaid diagram drawn, its citations linked to the sources.
 
-The page is self-contained but for Mermaid's script: ``mermaid_js`` (a path to ``mermaid.min.js``, which
-``make setup`` fetches from the npm registry into ``.atlas/mermaid/``) is referenced as a local file, so the
-page draws offline; without it the page loads Mermaid from a CDN. Every text from the task is escaped:
+Mermaid's script comes from ``mermaid_js`` (a path to ``mermaid.min.js``, which ``make setup`` fetches from
+the npm registry into ``.atlas/mermaid/``): referenced as a local file, so the page draws offline on this
+machine, or with ``inline_mermaid`` copied into the page, so that the one file draws anywhere (about 5 MB).
+Without a local script the page loads Mermaid from a CDN. Every text from the task is escaped:
 the design comes from an LLM and the sources from the knowledge base, neither is trusted markup.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Any
 
 from atlas.render import design_sections, source_line
 
+_SCRIPT_END = re.compile(r"</(script)", re.IGNORECASE)
 MERMAID_CDN = "https://cdn.jsdelivr.net/npm/mermaid@12/dist/mermaid.min.js"
 
 _STYLE = """
@@ -26,7 +29,7 @@ blockquote { color: #57606a; border-left: 0.25rem solid #d0d7de; margin: 0; padd
 """
 
 
-def task_page(document: dict[str, Any], *, mermaid_js: Path | None = None) -> str:
+def task_page(document: dict[str, Any], *, mermaid_js: Path | None = None, inline_mermaid: bool = False) -> str:
     """The HTML page of a task document (a design, a brief, or a failure)."""
     e = html.escape
     status = str(document.get("status", "unknown"))
@@ -55,11 +58,23 @@ def task_page(document: dict[str, Any], *, mermaid_js: Path | None = None) -> st
         parts.append(f"<p>{e(str(result['summary']))}</p>")
     parts.extend(_sources(document.get("sources") or []))
     if result.get("kind") == "design" and result.get("diagram_mermaid"):
-        src = mermaid_js.resolve().as_uri() if mermaid_js else MERMAID_CDN
-        parts.append(f'<script src="{e(src)}"></script>')
+        parts.append(_mermaid_script(mermaid_js, inline=inline_mermaid))
         parts.append('<script>mermaid.initialize({startOnLoad: true, securityLevel: "strict"});</script>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _mermaid_script(mermaid_js: Path | None, *, inline: bool) -> str:
+    """The tag that loads Mermaid: the local script's text, a reference to it, or the CDN."""
+    if mermaid_js is None:
+        if inline:
+            raise ValueError("inlining Mermaid needs a local mermaid.min.js")
+        return f'<script src="{html.escape(MERMAID_CDN)}"></script>'
+    if not inline:
+        return f'<script src="{html.escape(mermaid_js.resolve().as_uri())}"></script>'
+    # A script element ends at the first "</script", wherever it is; "<\/" means the same inside JavaScript.
+    code = _SCRIPT_END.sub(r"<\\/\1", mermaid_js.read_text(encoding="utf-8"))
+    return f"<script>{code}</script>"
 
 
 def _meta(document: dict[str, Any]) -> str:

@@ -326,11 +326,16 @@ class TaskStore:
         snapshot = self._ref(task_id).get()
         return snapshot.to_dict() if snapshot.exists else None
 
-    def recent(self, *, status: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """The most recently updated tasks, newest first, optionally in one status (index in firestore.tf)."""
+    def recent(
+        self, *, status: str | None = None, limit: int = 20, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The most recently updated tasks, newest first, optionally in one status and updated at or after
+        ``since`` (the status + updated_at index in firestore.tf serves both)."""
         query: Any = self._collection
         if status:
             query = query.where(filter=FieldFilter("status", "==", status))
+        if since is not None:
+            query = query.where(filter=FieldFilter("updated_at", ">=", since))
         query = query.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit)
         return [snapshot.to_dict() or {} for snapshot in query.stream()]
 

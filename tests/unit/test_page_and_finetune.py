@@ -49,3 +49,37 @@ def test_only_succeeded_valid_designs_are_exported():
     broken = succeeded()
     broken["result"]["components"] = []
     assert finetune_example(broken) is None
+
+
+def test_self_contained_page_carries_mermaid_itself_and_cannot_be_cut_short_by_it(tmp_path):
+    script = tmp_path / "mermaid.min.js"
+    script.write_text('window.mermaid = {}; const s = "</script><b>";')
+    page = task_page(succeeded(), mermaid_js=script, inline_mermaid=True)
+    assert script.as_uri() not in page and MERMAID_CDN not in page
+    assert 'window.mermaid = {}; const s = "<\\/script><b>";' in page
+    assert page.count("</script>") == 2  # the inlined script's and the initialize call's own
+
+
+def test_show_self_contained_without_a_local_script_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    from atlas import cli
+
+    monkeypatch.setenv("ATLAS_PROJECT", "p")
+    monkeypatch.delenv("ATLAS_MERMAID_JS", raising=False)
+    missing = tmp_path / "nowhere.js"
+    argv = ["show", "t-1", "--html", str(tmp_path / "p.html"), "--self-contained", "--mermaid-js", str(missing)]
+    code = cli.main(argv)
+    assert code == cli.EXIT_USAGE
+    assert "make setup" in capsys.readouterr().err and not (tmp_path / "p.html").exists()
+
+
+def test_list_and_export_reject_limits_and_times_that_make_no_sense(capsys):
+    import pytest
+
+    from atlas import cli
+
+    for argv in (["list", "--limit", "0"], ["export-finetune", "--out", "x", "--since", "last week"]):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(argv)
+        assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "must be at least 1, not 0" in err and "not an ISO 8601 date or time" in err
