@@ -85,6 +85,16 @@ def test_export_finetune_writes_the_prompt_the_model_saw_and_its_design(stack_wi
         assert json.loads(example["messages"][2]["content"])["components"]
 
 
+def test_export_finetune_since_keeps_only_tasks_updated_from_then_on(stack_with_tasks, tmp_path, capsys):
+    out = tmp_path / "since.jsonl"
+    assert cli.main(["export-finetune", "--out", str(out), "--since", "2000-01-01"]) == 0
+    everything = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert everything["examples"] >= len(PROMPTS)
+    assert cli.main(["export-finetune", "--out", str(out), "--since", "2999-01-01T00:00:00+00:00"]) == 1
+    assert "wrote 0 examples from 0 succeeded tasks updated since 2999-01-01" in capsys.readouterr().err
+    assert out.read_text() == ""
+
+
 def test_backup_restored_into_a_fresh_stack_finds_every_task_and_the_same_search(
     stack_with_tasks, tmp_path, capsys, monkeypatch
 ):
