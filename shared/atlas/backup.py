@@ -10,7 +10,10 @@ A backup is a folder with a ``manifest.json`` and one part per store:
 - **Qdrant**, embedded (a local folder): a consistent copy of the folder in ``qdrant/``, taken with
   SQLite's online backup, so it is safe while the retrieval service has the folder open. Restoring copies
   it to a folder nobody uses yet, for a retrieval service that starts there. Managed Qdrant: a collection
-  snapshot (``create_snapshot``), downloaded into ``qdrant/``, restored with ``recover_snapshot``.
+  snapshot (``create_snapshot``), downloaded into ``qdrant/``, restored by uploading it to the collection's
+  snapshot endpoint (``POST /collections/C/snapshots/upload``).
+- Without the index (``qdrant=False``): the index is derived data, rebuilt from ``knowledge/`` with
+  ``atlas ingest``; the cloud's embedded store is a per-instance ``/tmp`` folder that no one can copy.
 
 docs/runbooks/backup-and-restore.md walks through both paths.
 """
@@ -47,18 +50,26 @@ class Where:
     collection: str = "atlas-knowledge"
 
 
-def backup(target: Path, where: Where) -> dict[str, Any]:
-    """Write a backup of Firestore and the Qdrant index into ``target`` (a new or empty folder)."""
+def backup(target: Path, where: Where, *, qdrant: bool = True) -> dict[str, Any]:
+    """Write a backup of Firestore and (unless ``qdrant`` is False) the Qdrant index into ``target``, a new
+    or empty folder. Every check runs before anything is written, so a refused backup leaves no half."""
     target = target.resolve()
     if target.exists() and any(target.iterdir()):
         raise BackupError(f"{target} is not empty: give a new folder for the backup")
+    if qdrant and where.qdrant_path is None and not where.qdrant_url:
+        raise BackupError(
+            "say where the index is: --qdrant-path (the embedded folder) or --qdrant-url (managed), "
+            "or back up Firestore alone with --skip-index (the index is rebuilt with `atlas ingest knowledge/`)"
+        )
+    if not where.firestore_emulator and not where.gcs_uri:
+        raise BackupError("a cloud Firestore backup goes to Cloud Storage: pass --gcs-uri gs://BUCKET/PREFIX")
     target.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "created_at": datetime.now(UTC).isoformat(),
         "project": where.project,
         "firestore": _backup_firestore(target, where),
-        "qdrant": _backup_qdrant(target, where),
+        "qdrant": _backup_qdrant(target, where) if qdrant else None,
     }
     (target / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
@@ -74,7 +85,9 @@ def restore(source: Path, where: Where, *, firestore: bool = True, qdrant: bool 
     if manifest.get("format") != FORMAT_VERSION:
         raise BackupError(f"backup format {manifest.get('format')} is not {FORMAT_VERSION}")
     done: dict[str, Any] = {}
-    if qdrant:
+    if qdrant and manifest.get("qdrant") is None:
+        done["qdrant"] = {"skipped": "the backup holds no index: rebuild it with `atlas ingest knowledge/`"}
+    elif qdrant:
         done["qdrant"] = _restore_qdrant(source, manifest["qdrant"], where)
     if firestore:
         done["firestore"] = _restore_firestore(source, manifest["firestore"], where)
@@ -111,8 +124,6 @@ def _backup_firestore(target: Path, where: Where) -> dict[str, Any]:
         if not metadata:
             raise BackupError(f"the emulator wrote no export metadata into {folder}")
         return {"kind": "emulator_export", "metadata": str(metadata[-1].relative_to(target))}
-    if not where.gcs_uri:
-        raise BackupError("a cloud Firestore backup goes to Cloud Storage: pass --gcs-uri gs://BUCKET/PREFIX")
     from google.cloud import firestore_admin_v1
 
     operation = firestore_admin_v1.FirestoreAdminClient().export_documents(
@@ -160,7 +171,7 @@ def _backup_qdrant(target: Path, where: Where) -> dict[str, Any]:
         with urllib.request.urlopen(request, timeout=3600) as response, (folder / snapshot.name).open("wb") as out:
             shutil.copyfileobj(response, out)
         return {"kind": "snapshot", "collection": where.collection, "file": f"qdrant/{snapshot.name}"}
-    raise BackupError("say where the index is: --qdrant-path (the embedded folder) or --qdrant-url (managed)")
+    raise AssertionError("backup() checked that the index has a place")
 
 
 def _restore_qdrant(source: Path, part: dict[str, Any], where: Where) -> dict[str, Any]:

@@ -306,8 +306,9 @@ def _where(args: argparse.Namespace, settings: config.CliSettings) -> Any:
 def cmd_backup(args: argparse.Namespace, settings: config.CliSettings) -> int:
     from atlas.backup import backup
 
-    manifest = backup(args.folder, _where(args, settings))
-    print(f"backed up Firestore and the index of {settings.project} to {args.folder}", file=sys.stderr)
+    manifest = backup(args.folder, _where(args, settings), qdrant=not args.skip_index)
+    what = "Firestore" if args.skip_index else "Firestore and the index"
+    print(f"backed up {what} of {settings.project} to {args.folder}", file=sys.stderr)
     print(json.dumps(manifest))
     return EXIT_OK
 
@@ -458,6 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         if name == "backup":
             sub.add_argument("--gcs-uri", help="in the cloud: gs://BUCKET/PREFIX for Firestore's managed export")
+            sub.add_argument(
+                "--skip-index",
+                action="store_true",
+                help="back up only Firestore (an index that cannot be copied, as the cloud's per-instance one, "
+                "is rebuilt with `atlas ingest knowledge/`)",
+            )
         else:
             sub.add_argument("--skip-firestore", action="store_true", help="restore only the index")
             sub.add_argument("--skip-index", action="store_true", help="restore only Firestore")

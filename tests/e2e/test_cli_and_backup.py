@@ -127,6 +127,16 @@ def test_backup_restored_into_a_fresh_stack_finds_every_task_and_the_same_search
         assert all(results_after.values())
 
 
+def test_firestore_only_backup_restores_the_tasks_and_says_how_to_rebuild_the_index(stack_with_tasks, tmp_path, capsys):
+    backup_dir = tmp_path / "tasks-only"
+    assert cli.main(["backup", str(backup_dir), "--skip-index"]) == 0
+    manifest = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert manifest["qdrant"] is None and not (backup_dir / "qdrant").exists()
+    assert cli.main(["restore", str(backup_dir)]) == 0
+    done = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "atlas ingest knowledge/" in done["qdrant"]["skipped"] and done["firestore"]["imported"]
+
+
 def test_restore_refuses_a_folder_that_is_not_a_backup(stack_with_tasks, tmp_path, capsys):
     assert cli.main(["restore", str(tmp_path)]) == cli.EXIT_USAGE
     assert "not an Atlas backup" in capsys.readouterr().err
