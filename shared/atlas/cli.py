@@ -69,7 +69,7 @@ def cmd_submit(args: argparse.Namespace, settings: config.CliSettings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: config.CliSettings) -> int:
-    mermaid_js = args.mermaid_js or settings.mermaid_js
+    mermaid_js = args.mermaid_js or settings.mermaid_js or _mermaid_from_setup()
     if args.self_contained and (mermaid_js is None or not mermaid_js.is_file()):
         print(
             "atlas: --self-contained copies Mermaid into the page, and there is no mermaid.min.js at "
@@ -107,7 +107,14 @@ def write_page(document: dict[str, Any], path: Path, mermaid_js: Path | None, *,
         mermaid_js = None
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(task_page(document, mermaid_js=mermaid_js, inline_mermaid=inline), encoding="utf-8")
-    print(f"wrote {path} (open it in a browser)", file=sys.stderr)
+    drawn_by = "Mermaid inside the page" if inline else f"Mermaid from {mermaid_js or 'a CDN (needs the internet)'}"
+    print(f"wrote {path} ({drawn_by}); open it in a browser", file=sys.stderr)
+
+
+def _mermaid_from_setup() -> Path | None:
+    """The script `make setup` fetched, when atlas runs from the repository (ATLAS_MERMAID_JS unset)."""
+    fetched = Path(".atlas") / "mermaid" / "mermaid.min.js"
+    return fetched.resolve() if fetched.is_file() else None
 
 
 def _follow_and_print(settings: config.CliSettings, task_id: str, timeout_s: float) -> int:
@@ -406,7 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--timeout", type=float, default=300, help="seconds to wait with --wait (default 300)")
     show.add_argument("--html", type=Path, metavar="PAGE", help="also write the task as an HTML page, diagram drawn")
     show.add_argument(
-        "--mermaid-js", type=Path, help="a local mermaid.min.js for the page (default: ATLAS_MERMAID_JS, else a CDN)"
+        "--mermaid-js",
+        type=Path,
+        help="a local mermaid.min.js for the page (default: ATLAS_MERMAID_JS, else .atlas/mermaid/mermaid.min.js "
+        "from `make setup` when run in the repository, else a CDN)",
     )
     show.add_argument(
         "--self-contained",

@@ -83,3 +83,14 @@ def test_list_and_export_reject_limits_and_times_that_make_no_sense(capsys):
         assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "must be at least 1, not 0" in err and "not an ISO 8601 date or time" in err
+
+
+def test_show_finds_the_mermaid_script_make_setup_fetched_when_run_in_the_repository(tmp_path, monkeypatch):
+    from atlas import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli._mermaid_from_setup() is None  # elsewhere: the page falls back to the CDN
+    fetched = tmp_path / ".atlas" / "mermaid" / "mermaid.min.js"
+    fetched.parent.mkdir(parents=True)
+    fetched.write_text("")
+    assert cli._mermaid_from_setup() == fetched.resolve()
