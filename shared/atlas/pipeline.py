@@ -98,7 +98,7 @@ def process_message(pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
     """Run the task carried by ``pushed``; raise TransientError to have Pub/Sub redeliver it."""
     try:
         outcome = _process(pushed, deps)
-    except BaseException:
+    except Exception:
         deps.metrics.delivery("retry")
         raise
     deps.metrics.delivery(outcome.value)
@@ -110,22 +110,22 @@ def _process(pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
         decoded = decode_task(pushed)
     except InvalidTaskError as exc:
         return _reject(pushed, exc, deps)
-    with log_context(labels={"task_id": decoded.task_id}):
+    # Every line logged while the task runs carries its task and message ids.
+    with log_context(labels={"task_id": decoded.task_id, "message_id": pushed.message_id}):
         return _run(decoded.task_id, decoded.message, pushed, deps)
 
 
 def _run(task_id: str, task: TaskMessage, pushed: PushedMessage, deps: PipelineDeps) -> Outcome:
-    labels = {"task_id": task_id, "message_id": pushed.message_id}
     owner = new_owner()
     claim = deps.store.claim(
         task_id, task, message_id=pushed.message_id, owner=owner, lease_s=deps.lease_s, publish_time=pushed.publish_time
     )
     if claim.result is ClaimResult.DUPLICATE:
-        log.info("duplicate delivery of a finished task; acknowledged", extra={"labels": labels})
+        log.info("duplicate delivery of a finished task; acknowledged")
         return Outcome.DUPLICATE
     if claim.result is ClaimResult.BUSY:
         raise TaskBusyError(f"task {task_id} is running under another delivery's lease")
-    log.info("task claimed", extra={"labels": labels, "fields": {"attempt": claim.attempt}})
+    log.info("task claimed", extra={"fields": {"attempt": claim.attempt}})
 
     started = time.perf_counter()
     deadline = Deadline(deps.task_deadline_s)
@@ -143,7 +143,6 @@ def _run(task_id: str, task: TaskMessage, pushed: PushedMessage, deps: PipelineD
         log.info(
             "retrieval done",
             extra={
-                "labels": labels,
                 "fields": {"stage": "retrieval", "duration_ms": timings["retrieval_ms"], "hits": len(hits)},
             },
         )
@@ -166,7 +165,6 @@ def _run(task_id: str, task: TaskMessage, pushed: PushedMessage, deps: PipelineD
         log.info(
             "generation done",
             extra={
-                "labels": labels,
                 "fields": {
                     "stage": "generation",
                     "duration_ms": timings["generation_ms"],
@@ -205,35 +203,34 @@ def _run(task_id: str, task: TaskMessage, pushed: PushedMessage, deps: PipelineD
             )
         stage_start = time.perf_counter()
         if not deps.store.finish(task_id, owner=owner, status=status, fields=fields):
-            log.warning("lease lost before the result was stored; the newer delivery owns it", extra={"labels": labels})
+            log.warning("lease lost before the result was stored; the newer delivery owns it")
             return Outcome.SUPERSEDED
         deps.metrics.finished(status.value, publish_time=pushed.publish_time)
         log.info(
             "task finished",
             extra={
-                "labels": labels,
                 "fields": {"stage": "store", "duration_ms": _ms_since(stage_start), "status": status.value, **timings},
             },
         )
         return Outcome(status.value)
     except LeaseLostError as exc:
-        log.warning("stopped: %s", exc, extra={"labels": labels})
+        log.warning("stopped: %s", exc)
         return Outcome.SUPERSEDED
     except PermanentError as exc:
         if deps.store.fail(task_id, owner=owner, error=_task_error(exc), fields=fields):
             deps.metrics.finished(TaskStatus.FAILED.value, error_code=exc.code, publish_time=pushed.publish_time)
-        log.warning("task failed: %s", exc, extra={"labels": labels, "fields": {"code": exc.code}})
+        log.warning("task failed: %s", exc, extra={"fields": {"code": exc.code}})
         return Outcome.FAILED
     except TransientError as exc:
         deps.store.release(task_id, owner=owner, error=_task_error(exc), fields=fields)
-        log.warning("transient error, Pub/Sub will retry: %s", exc, extra={"labels": labels})
+        log.warning("transient error, Pub/Sub will retry: %s", exc)
         raise
     except Exception as exc:
         # A bug, not bad input: keep the task retryable (and dead-lettered after the last attempt).
         deps.store.release(
             task_id, owner=owner, error=TaskError(code="internal_error", message=repr(exc)[:500]), fields=fields
         )
-        log.exception("unexpected error; Pub/Sub will retry", extra={"labels": labels})
+        log.exception("unexpected error; Pub/Sub will retry")
         raise
 
 
