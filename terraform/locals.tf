@@ -86,7 +86,6 @@ locals {
     ATLAS_FUSION              = "dbsf"
     ATLAS_PREFETCH_LIMIT      = 100
     ATLAS_RRF_K               = 2
-    ATLAS_LOCAL_SCORING       = "inprocess"
     ATLAS_CHUNK_MAX_CHARS     = 1200
     ATLAS_CHUNK_OVERLAP_CHARS = 200
     ATLAS_QUERY_CACHE_SIZE    = 1024

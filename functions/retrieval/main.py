@@ -2,12 +2,13 @@
 
 Routes: ``POST /search`` ``{"query", "top_k"?, "filter"?}`` → ranked chunks; ``POST /ingest``
 ``{"documents": [{"source", "text", "title"?}]}`` → what changed; ``GET /health`` → backend and size.
-The adapter parses and answers; the work is in ``atlas.retrieval.service``.
+The adapter parses and answers; the work is in ``atlas.retrieval.service``. Only a request that fails
+validation is a 400 (the worker records it as permanent); any other failure is a 5xx, which the worker
+retries, so a bug or an outage in retrieval never fails a task for good.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
@@ -16,7 +17,8 @@ import functions_framework
 from pydantic import BaseModel, ValidationError
 
 from atlas import config
-from atlas.errors import AtlasError, ConfigError
+from atlas.errors import AtlasError, ConfigError, InvalidRequestError
+from atlas.instance import once
 from atlas.logs import configure_logging
 from atlas.retrieval.service import IngestRequest, RetrievalService, SearchRequest
 
@@ -24,10 +26,7 @@ SETTINGS = config.load(config.RetrievalSettings)
 configure_logging()
 log = logging.getLogger("atlas.retrieval")
 
-
-@functools.cache
-def _service() -> RetrievalService:
-    return RetrievalService(SETTINGS)
+_service = once(lambda: RetrievalService(SETTINGS))
 
 
 def _error(status: int, code: str, message: str) -> flask.Response:
@@ -39,7 +38,7 @@ def _error(status: int, code: str, message: str) -> flask.Response:
 def _parse(request: flask.Request, model: type[BaseModel]) -> Any:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
+        raise InvalidRequestError("the body must be a JSON object")
     return model.model_validate(body)
 
 
@@ -60,11 +59,14 @@ def retrieval(request: flask.Request) -> flask.Response:
         return flask.jsonify(handler(request))
     except ValidationError as exc:
         return _error(400, "invalid_request", str(exc.errors(include_url=False, include_input=False)))
-    except ValueError as exc:
-        return _error(400, "invalid_request", str(exc))
+    except InvalidRequestError as exc:
+        return _error(400, exc.code, str(exc))
     except ConfigError as exc:
         log.error("retrieval is misconfigured: %s", exc)
         return _error(500, exc.code, str(exc))
     except AtlasError as exc:
         log.exception("retrieval failed")
         return _error(503, exc.code, str(exc))
+    except Exception:  # a bug: a 500 the worker retries (never a 400, which would fail the task for good)
+        log.exception("retrieval failed unexpectedly")
+        return _error(500, "internal", "the retrieval service failed; see its logs")

@@ -23,11 +23,12 @@ from cloudevents.http import CloudEvent
 
 from atlas import config
 from atlas.dead_letter import handle_dead_letter_event
+from atlas.instance import once
 from atlas.logs import configure_logging, log_context, trace_fields
 from atlas.metrics_export import install_shutdown_hooks
 from atlas.pipeline import PipelineDeps, process_event
 from atlas.store import TaskStore
-from atlas.worker import Telemetry, build_deps, build_telemetry, once
+from atlas.worker import Telemetry, build_deps, build_telemetry
 
 SETTINGS = config.load(config.WorkerSettings)
 configure_logging(SETTINGS.log_level)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from google.cloud import firestore
 
@@ -22,23 +19,6 @@ from atlas.store import TaskStore
 from atlas.task_metrics import TaskMetrics
 
 log = logging.getLogger("atlas.worker")
-T = TypeVar("T")
-
-
-def once(build: Callable[[], T]) -> Callable[[], T]:
-    """``build()`` run at most once per instance, even when concurrent first requests (gen2 concurrency,
-    several threads) ask at the same moment: functools.cache would let both build their own clients."""
-    lock = threading.Lock()
-    built: list[T] = []
-
-    def get() -> T:
-        if not built:
-            with lock:
-                if not built:
-                    built.append(build())
-        return built[0]
-
-    return get
 
 
 def build_chain(settings: WorkerSettings) -> ProviderChain:

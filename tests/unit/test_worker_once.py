@@ -3,7 +3,7 @@
 import threading
 import time
 
-from atlas.worker import once
+from atlas.instance import once
 
 
 def test_concurrent_first_calls_build_once():

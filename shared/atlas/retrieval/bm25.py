@@ -3,22 +3,33 @@
 fastembed would download the model's stop-word files from Hugging Face; the only file it needs is
 ``english.txt`` (one stop word a line, the 179-word NLTK English list), which ships in this package
 (``bm25_model/``). Documents get BM25 term-frequency weights (k=1.2, b=0.75), queries get 1 per token;
-the IDF factor is applied at query time by Qdrant (``Modifier.IDF``) or by the in-process scorer.
+the IDF factor is applied at query time by the engine (``Modifier.IDF`` on the sparse vector), over the
+live collection.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from atlas.retrieval.inprocess import SparseVector
-
 MODEL_NAME = "Qdrant/bm25"
 MODEL_DIR = Path(__file__).with_name("bm25_model")
 DEFAULT_AVG_LEN = 256.0
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """BM25 document or query weights keyed by token hash, indices ascending."""
+
+    indices: np.ndarray  # int64
+    values: np.ndarray  # float64
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 class Bm25Encoder:

@@ -1,25 +1,25 @@
 """The retrieval service's logic behind its HTTP routes: search, ingest, health.
 
 The HTTP adapter (``functions/retrieval/main.py``) parses JSON and maps errors to status codes; the
-work is here. The model and the index are opened on first use and shared by all request threads. Qdrant
-local mode (and the in-process scorer beside it) is not safe for concurrent writers, so a local index is
-guarded by a lock; a managed cluster needs none. Search results are cached per instance (LRU with a TTL),
+work is here. The model and the index are opened once per instance, on first use, even when the first
+requests arrive together, and shared by all request threads: searches run concurrently (the engine is
+thread-safe) and the backend serialises writes. Search results are cached per instance (LRU with a TTL),
 and every ingest clears that cache.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from atlas.config import RetrievalSettings
+from atlas.errors import InvalidRequestError
+from atlas.instance import once
 from atlas.retrieval.bm25 import Bm25Encoder
 from atlas.retrieval.embedder import Embedder
-from atlas.retrieval.index import Chunking, Document, KnowledgeIndex, Ranking, SearchFilters, open_qdrant
+from atlas.retrieval.index import Chunking, Document, KnowledgeIndex, Ranking, SearchFilters, open_backend
 from atlas.retrieval.query_cache import QueryCache
 
 MAX_QUERY_CHARS = 8000
@@ -65,43 +65,34 @@ class IngestRequest(BaseModel):
 
 
 class RetrievalService:
+    """Search, ingest and health over one knowledge index, opened once per instance on first use."""
+
     def __init__(self, settings: RetrievalSettings) -> None:
         self._settings = settings
-        self._index: KnowledgeIndex | None = None
-        self._open_lock = threading.Lock()
-        # Local mode keeps its state in this process; serialise access to it. Managed Qdrant needs no lock.
-        self._local_lock: threading.Lock | None = None if settings.qdrant_url else threading.Lock()
+        self.index = once(self._open)
         self.cache: QueryCache[list[dict[str, Any]]] = QueryCache(settings.query_cache_size, settings.query_cache_ttl_s)
 
     @property
     def backend(self) -> str:
-        return "managed" if self._settings.qdrant_url else "local"
+        return "managed" if self._settings.qdrant_url else "edge"
 
-    def index(self) -> KnowledgeIndex:
-        with self._open_lock:
-            if self._index is None:
-                settings = self._settings
-                embedder = Embedder(settings.embedding_model_dir, threads=settings.embedding_threads)
-                client = open_qdrant(
-                    path=settings.qdrant_path,
-                    url=settings.qdrant_url,
-                    api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
-                )
-                self._index = KnowledgeIndex(
-                    client,
-                    settings.knowledge_collection,
-                    embedder,
-                    Bm25Encoder(),
-                    ranking=Ranking(
-                        fusion=settings.fusion, prefetch_limit=settings.prefetch_limit, rrf_k=settings.rrf_k
-                    ),
-                    chunking=Chunking(max_chars=settings.chunk_max_chars, overlap_chars=settings.chunk_overlap_chars),
-                    scoring=settings.local_scoring,
-                )
-            return self._index
-
-    def _guarded(self) -> AbstractContextManager[object]:
-        return self._local_lock or nullcontext()
+    def _open(self) -> KnowledgeIndex:
+        settings = self._settings
+        embedder = Embedder(settings.embedding_model_dir, threads=settings.embedding_threads)
+        backend = open_backend(
+            path=settings.qdrant_path,
+            url=settings.qdrant_url,
+            api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
+            collection=settings.knowledge_collection,
+            dimension=embedder.dimension,
+        )
+        return KnowledgeIndex(
+            backend,
+            embedder,
+            Bm25Encoder(),
+            ranking=Ranking(fusion=settings.fusion, prefetch_limit=settings.prefetch_limit, rrf_k=settings.rrf_k),
+            chunking=Chunking(max_chars=settings.chunk_max_chars, overlap_chars=settings.chunk_overlap_chars),
+        )
 
     def search(self, request: SearchRequest) -> dict[str, Any]:
         index = self.index()
@@ -112,8 +103,7 @@ class RetrievalService:
         if results is None:
             generation = self.cache.generation
             filters = request.filter.to_filters() if request.filter else None
-            with self._guarded():
-                hits = index.search(request.query, top_k=request.top_k, filters=filters, mode=request.mode)
+            hits = index.search(request.query, top_k=request.top_k, filters=filters, mode=request.mode)
             results = [hit.model_dump(exclude={"label"}) for hit in hits]
             self.cache.put(key, results, generation=generation)
         return {
@@ -124,7 +114,7 @@ class RetrievalService:
 
     def ingest(self, request: IngestRequest) -> dict[str, Any]:
         if len(request.documents) > self._settings.max_ingest_documents:
-            raise ValueError(
+            raise InvalidRequestError(
                 f"at most {self._settings.max_ingest_documents} documents per request "
                 f"(ATLAS_MAX_INGEST_DOCUMENTS); got {len(request.documents)}"
             )
@@ -133,20 +123,27 @@ class RetrievalService:
         documents = [
             Document(source=d.source, text=d.text, title=d.title, tags=tuple(d.tags)) for d in request.documents
         ]
-        with self._guarded():
-            try:
-                report = index.ingest(documents)
-            finally:
-                self.cache.clear()
-        return {**report.as_dict(), "took_ms": round((time.perf_counter() - started) * 1000, 2)}
+        try:
+            report = index.ingest(documents)
+            optimized = index.optimize()
+        finally:
+            self.cache.clear()
+        return {
+            **report.as_dict(),
+            "optimized": optimized,
+            "took_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
 
     def health(self) -> dict[str, Any]:
         index = self.index()
-        with self._guarded():
-            points = index.count()
-        return {"status": "ok", "backend": self.backend, "collection": index.collection, "points": points}
+        return {
+            "status": "ok",
+            "backend": self.backend,
+            "collection": self._settings.knowledge_collection,
+            "points": index.count(),
+        }
 
     def describe(self) -> dict[str, Any]:
         """How this instance ranks (for logs and the benchmark)."""
         index = self.index()
-        return {"backend": self.backend, "scoring": index.scoring, **index.ranking.__dict__}
+        return {"backend": self.backend, **index.ranking.__dict__}

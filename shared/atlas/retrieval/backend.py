@@ -1,0 +1,114 @@
+"""The seam between :class:`~atlas.retrieval.index.KnowledgeIndex` and a Qdrant engine.
+
+Two implementations, and only two: :class:`~atlas.retrieval.edge_backend.EdgeBackend` (Qdrant Edge, the
+engine in this process, for ``ATLAS_QDRANT_PATH``) and :class:`~atlas.retrieval.qdrant_backend.QdrantBackend`
+(``qdrant-client`` against managed Qdrant, ``ATLAS_QDRANT_URL``; its local mode serves tests as a
+reference). Both receive the same :class:`HybridQuery` and translate it into the same Query API request:
+one prefetch per retriever under the filter, fused by the engine (RRF or DBSF). Nothing here scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from atlas.retrieval.bm25 import SparseVector
+
+DENSE = "dense"
+SPARSE = "bm25"
+# Payload fields with a keyword index: the filters of /search and the per-source diff of ingestion.
+INDEXED_FIELDS = ("source", "tags")
+# Qdrant's default k for RRF in the Query API (`rrf: {k}`): 2.
+DEFAULT_RRF_K = 2
+
+FusionMethod = Literal["rrf", "dbsf"]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Keep chunks whose source is any of ``sources`` and that carry any of ``tags`` (empty: no filter)."""
+
+    sources: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def conditions(self) -> list[tuple[str, list[str]]]:
+        """(payload key, any of these values) pairs, all of which must hold."""
+        wanted = (("source", self.sources), ("tags", self.tags))
+        return [(key, list(values)) for key, values in wanted if values]
+
+
+@dataclass(frozen=True)
+class IndexPoint:
+    """One chunk as stored: its id (a content hash), both vectors, and its payload."""
+
+    id: str
+    dense: Sequence[float]
+    sparse: SparseVector | None  # None for a chunk of stop words only: no BM25 vector, not in the IDF corpus
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class HybridQuery:
+    """One search: a dense and/or a BM25 query, each a prefetch of ``prefetch_limit`` under ``filters``,
+    fused when both are there; with one alone, that retriever ranks directly."""
+
+    dense: Sequence[float] | None
+    sparse: SparseVector | None
+    limit: int
+    prefetch_limit: int = 100
+    fusion: FusionMethod = "dbsf"
+    rrf_k: int = DEFAULT_RRF_K
+    filters: SearchFilters = field(default_factory=SearchFilters)
+
+    def retrievers(self) -> list[tuple[str, Sequence[float] | SparseVector]]:
+        """(vector name, query vector) for each retriever that has something to look for."""
+        found: list[tuple[str, Sequence[float] | SparseVector]] = []
+        if self.dense is not None:
+            found.append((DENSE, self.dense))
+        if self.sparse is not None and len(self.sparse):
+            found.append((SPARSE, self.sparse))
+        return found
+
+    def is_fused(self) -> bool:
+        return self.dense is not None and self.sparse is not None
+
+
+@dataclass(frozen=True)
+class ScoredPayload:
+    id: str
+    score: float
+    payload: Mapping[str, Any]
+
+
+class IndexBackend(Protocol):
+    """What the knowledge index needs from an engine. Queries may run concurrently; writes are serialised
+    by the backend itself."""
+
+    kind: str
+
+    def upsert(self, points: Sequence[IndexPoint]) -> None:
+        """Write ``points`` as one operation: after a crash either all of them are there or none."""
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def ids_by_source(self, sources: Sequence[str]) -> dict[str, set[str]]:
+        """The ids of the chunks each source has in the index (a scroll with a filter)."""
+
+    def query(self, query: HybridQuery, *, with_payload: bool | list[str]) -> list[ScoredPayload]: ...
+
+    def count(self) -> int: ...
+
+    def optimize(self) -> bool:
+        """Build what makes large indexes fast (HNSW, merged segments); True when something was done."""
+
+    def close(self) -> None: ...
+
+
+def group_by_source(records: Iterable[tuple[object, Mapping[str, Any] | None]]) -> dict[str, set[str]]:
+    """(id, payload) pairs from a scroll, grouped into {source: {id, ...}}."""
+    found: dict[str, set[str]] = {}
+    for point_id, payload in records:
+        found.setdefault(str((payload or {})["source"]), set()).add(str(point_id))
+    return found

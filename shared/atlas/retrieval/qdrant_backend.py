@@ -1,0 +1,147 @@
+"""Managed Qdrant (``ATLAS_QDRANT_URL``) through ``qdrant-client``: one collection, the same query shape.
+
+The collection mirrors the Edge shard: named ``dense`` (cosine) and ``bm25`` (sparse, ``Modifier.IDF``)
+vectors and keyword indexes on ``source`` and ``tags``. The server scores and fuses; the client is
+thread-safe, and the server orders concurrent writes itself. ``QdrantClient(path=...)`` (local mode) gives
+the same API without a server; the tests use it as the reference that Edge is compared with.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+
+from atlas.errors import KnowledgeIndexError
+from atlas.retrieval.backend import (
+    DENSE,
+    INDEXED_FIELDS,
+    SPARSE,
+    HybridQuery,
+    IndexPoint,
+    ScoredPayload,
+    SearchFilters,
+    group_by_source,
+)
+from atlas.retrieval.bm25 import SparseVector
+
+SCROLL_PAGE = 1000
+SOURCE_LOOKUP_BATCH = 64
+
+
+def connect(url: str, api_key: str | None) -> QdrantClient:
+    return QdrantClient(url=url, api_key=api_key, timeout=30)
+
+
+class QdrantBackend:
+    kind = "qdrant"
+
+    def __init__(self, client: QdrantClient, collection: str, dimension: int) -> None:
+        self._client = client
+        self.collection = collection
+        self._ensure_collection(dimension)
+
+    def _ensure_collection(self, dimension: int) -> None:
+        if self._client.collection_exists(self.collection):
+            info = self._client.get_collection(self.collection)
+            if SPARSE not in (info.config.params.sparse_vectors or {}):
+                raise KnowledgeIndexError(
+                    f"the collection {self.collection} has no {SPARSE!r} sparse vector (it predates hybrid "
+                    "search): delete it and ingest again"
+                )
+            return
+        self._client.create_collection(
+            self.collection,
+            vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        with warnings.catch_warnings():
+            # Local mode ignores payload indexes (and says so); a managed cluster needs them for filters.
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect", category=UserWarning)
+            for key in INDEXED_FIELDS:
+                self._client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD)
+
+    def upsert(self, points: Sequence[IndexPoint]) -> None:
+        if points:
+            self._client.upsert(self.collection, points=[_point(p) for p in points], wait=True)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self._client.delete(self.collection, points_selector=models.PointIdsList(points=list(ids)), wait=True)
+
+    def optimize(self) -> bool:
+        return False  # the server's optimizers run in the background
+
+    def close(self) -> None:
+        self._client.close()
+
+    def query(self, query: HybridQuery, *, with_payload: bool | list[str]) -> list[ScoredPayload]:
+        retrievers = query.retrievers()
+        if not retrievers:
+            return []
+        query_filter = _filter(query.filters)
+        vectors = [(name, _sparse(v) if name == SPARSE else [float(x) for x in v]) for name, v in retrievers]
+        if not query.is_fused():
+            name, vector = vectors[0]
+            response = self._client.query_points(
+                self.collection,
+                query=vector,
+                using=name,
+                query_filter=query_filter,
+                limit=query.limit,
+                with_payload=with_payload,
+            )
+        else:
+            limit = max(query.prefetch_limit, query.limit)
+            fusion: Any = (
+                models.FusionQuery(fusion=models.Fusion.DBSF)
+                if query.fusion == "dbsf"
+                else models.RrfQuery(rrf=models.Rrf(k=query.rrf_k))
+            )
+            response = self._client.query_points(
+                self.collection,
+                prefetch=[models.Prefetch(query=v, using=n, limit=limit, filter=query_filter) for n, v in vectors],
+                query=fusion,
+                query_filter=query_filter,
+                limit=query.limit,
+                with_payload=with_payload,
+            )
+        return [ScoredPayload(str(p.id), float(p.score), p.payload or {}) for p in response.points]
+
+    def ids_by_source(self, sources: Sequence[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for start in range(0, len(sources), SOURCE_LOOKUP_BATCH):
+            wanted = _filter(SearchFilters(sources=tuple(sources[start : start + SOURCE_LOOKUP_BATCH])))
+            offset: Any = None
+            while True:
+                page, offset = self._client.scroll(
+                    self.collection, scroll_filter=wanted, limit=SCROLL_PAGE, offset=offset, with_payload=["source"]
+                )
+                for source, ids in group_by_source((r.id, r.payload) for r in page).items():
+                    found.setdefault(source, set()).update(ids)
+                if offset is None:
+                    break
+        return found
+
+    def count(self) -> int:
+        return self._client.count(self.collection, exact=True).count
+
+
+def _point(point: IndexPoint) -> models.PointStruct:
+    vectors: dict[str, Any] = {DENSE: [float(x) for x in point.dense]}
+    if point.sparse is not None and len(point.sparse):
+        vectors[SPARSE] = _sparse(point.sparse)
+    return models.PointStruct(id=point.id, vector=vectors, payload=dict(point.payload))
+
+
+def _sparse(vector: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=vector.indices.tolist(), values=vector.values.tolist())
+
+
+def _filter(filters: SearchFilters) -> models.Filter | None:
+    conditions: list[models.Condition] = [
+        models.FieldCondition(key=key, match=models.MatchAny(any=values)) for key, values in filters.conditions()
+    ]
+    return models.Filter(must=conditions) if conditions else None
