@@ -92,13 +92,71 @@ class EmbeddingModelMissingError(ConfigError):
     code = "embedding_model_missing"
 
 
+class InvalidRequestError(AtlasError):
+    """A request to the retrieval service is malformed or over a limit: the caller must change it (HTTP 400).
+
+    Only request validation raises this; every other failure inside retrieval is a 5xx, which the worker
+    treats as transient."""
+
+    code = "invalid_request"
+
+
 class KnowledgeIndexError(AtlasError):
     """The knowledge index could not be opened or written."""
 
     code = "index_error"
 
 
+class SnapshotStoreError(KnowledgeIndexError):
+    """The index's snapshot bucket could not be read or written (network, 5xx after retries, denied, no such
+    bucket or object): nothing was published and the local copy is as it was. Not transient by itself: a
+    denied or missing bucket stays so until the deployment is fixed."""
+
+    code = "snapshot_store_error"
+
+
+class SnapshotConflictError(TransientError):
+    """Another instance published a snapshot first (the generation precondition failed): download the newer
+    generation, apply the change again and publish on top of it."""
+
+    code = "snapshot_conflict"
+
+    def __init__(self, message: str, *, expected: int, current: int | None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.current = current
+
+
 class BackupError(AtlasError):
     """A backup could not be written or restored; the message says what to change."""
 
     code = "backup_error"
+
+
+class DocumentError(AtlasError):
+    """A file cannot become a knowledge document; ``atlas ingest`` reports it with the reason and goes on."""
+
+    code = "document_error"
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class UnsupportedDocumentError(DocumentError):
+    """The file's extension is not one Atlas can read (docs/retrieval.md, "What can be ingested")."""
+
+    code = "unsupported_document"
+
+
+class UnreadableDocumentError(DocumentError):
+    """The file cannot be read: missing, no permission, or text that is not UTF-8."""
+
+    code = "unreadable_document"
+
+
+class DocumentParseError(DocumentError):
+    """The file is read but its format is broken (a damaged PDF, invalid YAML, unbalanced Terraform)."""
+
+    code = "document_parse_error"
