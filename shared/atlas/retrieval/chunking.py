@@ -17,7 +17,7 @@ CHUNK_NAMESPACE = uuid.UUID("6f9d3c1e-5b0a-4f43-9a57-0e2b1d7c4a10")
 DEFAULT_MAX_CHARS = 1200
 DEFAULT_OVERLAP_CHARS = 200
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,14 @@ def chunk_markdown(
 def _split_sections(text: str) -> list[tuple[int, str, str]]:
     """(level, heading, body) for each heading, ignoring '#' lines inside code fences."""
     sections: list[tuple[int, str, list[str]]] = [(0, "", [])]
-    in_fence = False
+    fence = ""  # the open fence: closed only by the same character, at least as long, with nothing after it
     for line in text.splitlines():
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        match = None if in_fence else _HEADING.match(line)
+        opening = _FENCE.match(line)
+        if opening and not fence:
+            fence = opening.group(1)
+        elif opening and opening.group(1).startswith(fence) and not opening.group(2).strip():
+            fence = ""
+        match = None if fence else _HEADING.match(line)
         if match:
             sections.append((len(match.group(1)), match.group(2).strip(), []))
         else:
