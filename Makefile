@@ -13,6 +13,10 @@ MODEL_INT8_DIR := $(MODEL_DIR)-int8
 CHECKOV_VENV := $(STATE)/checkov-venv
 CHECKOV_ARGS := --directory terraform --framework terraform --skip-download --compact --quiet \
 	--external-checks-dir infra/checkov
+# The providers' schemas (tests/infra/test_provider_schema.py: what `terraform validate` checks, offline),
+# derived from the pinned CDK bindings wheels (about 140 MB, downloaded, never installed).
+PROVIDER_SCHEMA_DIR := $(STATE)/provider-schema
+PROVIDER_SCHEMA := $(PROVIDER_SCHEMA_DIR)/schema.json
 # Mermaid's script for `atlas show --html` pages that draw offline (npm registry; checked in headless Chromium).
 MERMAID_VERSION := 12.3.0
 MERMAID_JS := $(STATE)/mermaid/mermaid.min.js
@@ -20,7 +24,7 @@ export ATLAS_MERMAID_JS ?= $(abspath $(MERMAID_JS))
 # The default model everywhere is int8 too: same quality as fp32 on SciFact, faster (docs/retrieval.md).
 export ATLAS_EMBEDDING_MODEL_DIR ?= $(abspath $(MODEL_INT8_DIR))
 
-.PHONY: setup test lint unit demo up down clean help checkov package
+.PHONY: setup test lint unit demo up down clean help checkov package provider-schema
 
 help:
 	@echo "make demo   run a task end to end on the local emulators (no key: a degraded brief)"
@@ -65,6 +69,15 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 checkov: $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov $(CHECKOV_ARGS)
 
+# pip keeps wheels already in the folder (same hash); the script reads only the pinned ones.
+$(PROVIDER_SCHEMA): requirements-provider-schema.txt scripts/provider_schema.py | $(VENV)/.installed
+	$(PY) -m pip download --quiet --no-deps --require-hashes -r requirements-provider-schema.txt \
+		-d $(PROVIDER_SCHEMA_DIR)/wheels
+	$(PY) scripts/provider_schema.py --requirements requirements-provider-schema.txt \
+		--wheels $(PROVIDER_SCHEMA_DIR)/wheels --out $@
+
+provider-schema: $(PROVIDER_SCHEMA)
+
 # dist/worker-<hash>.zip, dist/retrieval-<hash>.zip and dist/manifest.json, which terraform/ reads.
 package: setup
 	$(PY) scripts/package_functions.py --out dist --model-dir $(MODEL_INT8_DIR)
@@ -76,7 +89,7 @@ lint: setup checkov
 unit: setup
 	$(PY) -m pytest tests/unit
 
-test: setup lint
+test: setup lint $(PROVIDER_SCHEMA)
 	$(PY) -m pytest
 
 demo: setup

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,14 @@ class TerraformConfig:
     local_files: dict[str, str]
     variables: dict[str, dict[str, Any]]
     providers: dict[str, dict[str, Any]]
+    data_sources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    data_source_files: dict[tuple[str, str], str] = field(default_factory=dict)
+    ephemeral_resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    ephemeral_resource_files: dict[tuple[str, str], str] = field(default_factory=dict)
+    # terraform { required_providers { NAME = { source, version } } }: local name => its literal settings.
+    required_providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Every provider block, aliases included: (name, file, body).
+    provider_blocks: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
     def resource(self, kind: str, name: str) -> dict[str, Any]:
         key = (kind, name)
@@ -86,12 +94,17 @@ def load_terraform(folder: Path = TERRAFORM) -> TerraformConfig:
     for path in sorted(folder.glob("*.tf")):
         with path.open() as handle:
             parsed = hcl2.load(handle)
-        for block in parsed.get("resource", []):
-            for kind, named in block.items():
-                for name, body in named.items():
-                    key = (_strip_label(kind), _strip_label(name))
-                    config.resources[key] = body
-                    config.resource_files[key] = path.name
+        for section, bodies, files in (
+            ("resource", config.resources, config.resource_files),
+            ("data", config.data_sources, config.data_source_files),
+            ("ephemeral", config.ephemeral_resources, config.ephemeral_resource_files),
+        ):
+            for block in parsed.get(section, []):
+                for kind, named in block.items():
+                    for name, body in named.items():
+                        key = (_strip_label(kind), _strip_label(name))
+                        bodies[key] = body
+                        files[key] = path.name
         for block in parsed.get("locals", []):
             for name, value in block.items():
                 if not name.startswith("__"):
@@ -103,6 +116,12 @@ def load_terraform(folder: Path = TERRAFORM) -> TerraformConfig:
         for block in parsed.get("provider", []):
             for name, body in block.items():
                 config.providers[_strip_label(name)] = body
+                config.provider_blocks.append((_strip_label(name), path.name, body))
+        for block in parsed.get("terraform", []):
+            for required in block.get("required_providers", []):
+                for name, settings in required.items():
+                    if not name.startswith("__") and isinstance(settings, dict):
+                        config.required_providers[name] = {key: unquote(value) for key, value in settings.items()}
     return config
 
 
