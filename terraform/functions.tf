@@ -30,8 +30,8 @@ resource "google_cloudfunctions2_function" "retrieval" {
     # Embedding is CPU-bound: a few concurrent requests per vCPU keep latency predictable.
     max_instance_request_concurrency = 4
     min_instance_count               = var.retrieval_min_instances
-    # The embedded store lives in one instance's memory: more instances would each see their own index.
-    max_instance_count             = local.qdrant_managed ? var.retrieval_max_instances : 1
+    # Managed Qdrant is shared; an embedded index is each instance's own copy of the snapshot in index_bucket.tf.
+    max_instance_count             = var.retrieval_max_instances
     ingress_settings               = "ALLOW_ALL"
     all_traffic_on_latest_revision = true
     environment_variables = merge(
@@ -56,6 +56,7 @@ resource "google_cloudfunctions2_function" "retrieval" {
     google_storage_bucket_iam_member.function_build_reads_sources,
     google_secret_manager_secret_iam_member.retrieval_qdrant_key,
     google_secret_manager_secret_version.qdrant_api_key,
+    google_storage_bucket_iam_member.retrieval_index, # an instance restores the index when it starts
   ]
 }
 

@@ -80,6 +80,15 @@ resource "google_secret_manager_secret_iam_member" "retrieval_qdrant_key" {
   member    = google_service_account.retrieval.member
 }
 
+# Restores, checks and publishes the embedded index's snapshots (index_bucket.tf). objectUser reads, creates and
+# replaces objects (a publish replaces the live one) in that bucket only; it cannot change the bucket or its IAM.
+resource "google_storage_bucket_iam_member" "retrieval_index" {
+  count  = local.qdrant_managed ? 0 : 1
+  bucket = google_storage_bucket.index[0].name
+  role   = "roles/storage.objectUser"
+  member = google_service_account.retrieval.member
+}
+
 # --- Push subscription -------------------------------------------------------------------------------
 
 # The only identity allowed to call the worker: the push subscription's OIDC token is signed as atlas-push.

@@ -92,9 +92,13 @@ locals {
     ATLAS_QUERY_CACHE_TTL_S   = 300
   }
 
-  # The embedded store: memory-backed /tmp, per instance, lost when the instance stops (dev only).
+  # The embedded index: each instance's own copy in memory-backed /tmp, restored from the snapshot bucket
+  # (index_bucket.tf) when it starts and refreshed from it; an ingest publishes a new snapshot there.
   retrieval_env_embedded_qdrant = {
-    ATLAS_QDRANT_PATH = "/tmp/qdrant"
+    ATLAS_QDRANT_PATH     = "/tmp/qdrant"
+    ATLAS_INDEX_BUCKET    = one(google_storage_bucket.index[*].name)
+    ATLAS_INDEX_OBJECT    = "knowledge/shard.tar"
+    ATLAS_INDEX_REFRESH_S = var.index_refresh_seconds
   }
 
   retrieval_env_managed_qdrant = {

@@ -62,6 +62,11 @@ output "bundles" {
   value       = { for name, object in google_storage_bucket_object.bundle : name => "gs://${object.bucket}/${object.name}" }
 }
 
+output "index_bucket" {
+  description = "The bucket of the embedded index's snapshots (empty with managed Qdrant)."
+  value       = local.qdrant_managed ? "" : "gs://${google_storage_bucket.index[0].name}"
+}
+
 output "qdrant_url" {
   description = "The Qdrant the retrieval function uses (empty: the embedded store)."
   value       = local.qdrant_managed ? local.qdrant_url : ""

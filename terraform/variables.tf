@@ -154,7 +154,7 @@ variable "retrieval_min_instances" {
 }
 
 variable "retrieval_max_instances" {
-  description = "Upper bound of retrieval instances with a managed Qdrant (the embedded store is capped at one instance)."
+  description = "Upper bound of retrieval instances. With the embedded index each one holds its own copy (about the snapshot's size in memory), restored from the index bucket."
   type        = number
   default     = 5
 
@@ -247,7 +247,7 @@ variable "budget_collection" {
 # --- Qdrant --------------------------------------------------------------------------------------
 
 variable "qdrant_url" {
-  description = "URL of an existing managed Qdrant (ATLAS_QDRANT_URL); its API key goes into the secret atlas-qdrant-api-key. Empty, and qdrant_cloud_enabled false: the embedded store in /tmp/qdrant (dev only)."
+  description = "URL of an existing managed Qdrant (ATLAS_QDRANT_URL); its API key goes into the secret atlas-qdrant-api-key. Empty, and qdrant_cloud_enabled false: the embedded index, each instance's copy restored from the index bucket (index_bucket.tf)."
   type        = string
   default     = ""
 
@@ -282,6 +282,41 @@ variable "qdrant_cloud_package" {
     ram = string
   })
   default = { cpu = "500m", ram = "2Gi" }
+}
+
+# --- The embedded index's snapshots (index_bucket.tf; only without managed Qdrant) ----------------
+
+variable "index_refresh_seconds" {
+  description = "ATLAS_INDEX_REFRESH_S: a retrieval instance checks the index bucket for a newer snapshot at most this often; an ingest on another instance shows within about this long."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.index_refresh_seconds >= 1 && var.index_refresh_seconds <= 3600
+    error_message = "index_refresh_seconds must be between 1 and 3600, as the code requires."
+  }
+}
+
+variable "index_noncurrent_snapshots_kept" {
+  description = "Replaced snapshots of the embedded index kept for a rollback (besides the live one); older ones are deleted."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.index_noncurrent_snapshots_kept >= 0 && var.index_noncurrent_snapshots_kept <= 100
+    error_message = "index_noncurrent_snapshots_kept must be between 0 and 100."
+  }
+}
+
+variable "index_noncurrent_snapshot_days" {
+  description = "Days a replaced snapshot of the embedded index is kept at most, however few newer ones there are."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.index_noncurrent_snapshot_days >= 1 && var.index_noncurrent_snapshot_days <= 3650
+    error_message = "index_noncurrent_snapshot_days must be between 1 and 3650."
+  }
 }
 
 # --- Firestore -----------------------------------------------------------------------------------
