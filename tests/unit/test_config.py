@@ -83,3 +83,29 @@ def test_a_missing_project_names_both_variables_that_can_set_it(monkeypatch):
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
     with pytest.raises(ConfigError, match=r"ATLAS_PROJECT or GOOGLE_CLOUD_PROJECT: Field required"):
         config.load(config.CliSettings)
+
+
+def test_index_bucket_goes_with_the_embedded_index_only(env, tmp_path):
+    env.delenv("ATLAS_INDEX_OBJECT", raising=False)
+    env.delenv("ATLAS_INDEX_REFRESH_S", raising=False)
+    env.setenv("ATLAS_EMBEDDING_MODEL_DIR", str(tmp_path))
+    env.setenv("ATLAS_QDRANT_PATH", str(tmp_path / "index"))
+    env.setenv("ATLAS_INDEX_BUCKET", "my-project-atlas-index")
+    settings = config.load(config.RetrievalSettings)
+    assert (settings.index_bucket, settings.index_object, settings.index_refresh_s) == (
+        "my-project-atlas-index",
+        "knowledge/shard.tar",
+        30.0,
+    )
+    env.delenv("ATLAS_QDRANT_PATH")
+    env.setenv("ATLAS_QDRANT_URL", "https://qdrant.example:6333")
+    with pytest.raises(ConfigError, match="ATLAS_INDEX_BUCKET.*ATLAS_QDRANT_URL"):
+        config.load(config.RetrievalSettings)
+
+
+def test_an_index_bucket_that_is_a_url_names_the_variable(env, tmp_path):
+    env.setenv("ATLAS_EMBEDDING_MODEL_DIR", str(tmp_path))
+    env.setenv("ATLAS_QDRANT_PATH", str(tmp_path / "index"))
+    env.setenv("ATLAS_INDEX_BUCKET", "gs://my-project-atlas-index")
+    with pytest.raises(ConfigError, match="ATLAS_INDEX_BUCKET"):
+        config.load(config.RetrievalSettings)
