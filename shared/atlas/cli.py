@@ -1,6 +1,6 @@
 """The ``atlas`` command: submit a task and follow it, show a task (terminal or HTML page), list recent tasks,
-ingest Markdown into the knowledge base, replay dead-lettered tasks, back up and restore, and export
-finished tasks for fine-tuning.
+ingest what platform teams keep (Markdown, HTML, PDF, text, Terraform, YAML) into the knowledge base, replay
+dead-lettered tasks, back up and restore, and export finished tasks for fine-tuning.
 
 It talks to the same Pub/Sub topic and Firestore collection as the worker (the emulators when
 ``PUBSUB_EMULATOR_HOST`` / ``FIRESTORE_EMULATOR_HOST`` are set; ``make up`` prints them) and reads its
@@ -16,9 +16,10 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -26,6 +27,10 @@ from atlas import config
 from atlas.errors import AtlasError, ConfigError
 from atlas.models import TaskMessage, TaskStatus
 from atlas.render import render_task, to_json_line
+
+if TYPE_CHECKING:  # the retrieval side is imported by `atlas ingest` alone
+    from atlas.retrieval.formats import Skipped
+    from atlas.retrieval.index import Document
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 POLL_INTERVAL_S = 0.5
@@ -188,45 +193,60 @@ def _exit_code(document: dict[str, Any]) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: config.CliSettings) -> int:
+    from atlas.retrieval.formats import Skipped, empty_reason, find_files, load_file
     from atlas.retrieval_client import RetrievalClient
 
-    files = sorted(_markdown_files(args.paths))
+    files, skipped = find_files(args.paths)
+    for skip in skipped:
+        print(_skip_line(skip), file=sys.stderr)
     if not files:
-        print(f"atlas: no Markdown files under {', '.join(map(str, args.paths))}", file=sys.stderr)
+        print(f"atlas: nothing to ingest under {', '.join(map(str, args.paths))}", file=sys.stderr)
         return EXIT_USAGE
     from tqdm import tqdm
 
     client = RetrievalClient(args.retrieval_url or settings.retrieval_url, timeout_s=args.timeout)
     totals: dict[str, int] = {}
-    # The bar goes to stderr; stdout keeps the one JSON line of totals.
+    # The bar and the report go to stderr; stdout keeps the one JSON line of totals.
     with tqdm(total=len(files), unit="file", desc="ingest", file=sys.stderr, disable=args.quiet) as bar:
         for start in range(0, len(files), INGEST_BATCH):
-            batch = files[start : start + INGEST_BATCH]
-            documents = [{"source": _source_name(path), "text": path.read_text(encoding="utf-8")} for path in batch]
-            report = client.ingest(documents)
+            documents = []
+            for path in files[start : start + INGEST_BATCH]:
+                loaded = load_file(path)
+                if isinstance(loaded, Skipped):
+                    skipped.append(loaded)
+                    bar.write(_skip_line(loaded), file=sys.stderr)
+                    continue
+                if not loaded.text.strip():  # still sent: an emptied file's earlier chunks are removed
+                    bar.write(f"atlas: empty {path}: {empty_reason(path)}", file=sys.stderr)
+                    totals["empty"] = totals.get("empty", 0) + 1
+                documents.append(_ingest_fields(loaded))
+            report = client.ingest(documents) if documents else {}
             for key in ("documents", "chunks", "added", "unchanged", "removed"):
                 totals[key] = totals.get(key, 0) + int(report.get(key, 0))
-            bar.update(len(batch))
+            bar.update(min(INGEST_BATCH, len(files) - start))
             bar.set_postfix(added=totals["added"], unchanged=totals["unchanged"], removed=totals["removed"])
-    print(json.dumps(totals))
+    kinds = dict(sorted(Counter(skip.kind for skip in skipped).items()))
+    totals["skipped"] = len(skipped)
+    if skipped or totals.get("empty"):
+        why = ", ".join(f"{kind.replace('_', ' ')}: {count}" for kind, count in kinds.items())
+        print(
+            f"atlas: {len(skipped)} files skipped{f' ({why})' if why else ''}, {totals.get('empty', 0)} empty",
+            file=sys.stderr,
+        )
+    print(json.dumps({**totals, "skipped_by_reason": kinds}))
     return EXIT_OK
 
 
-def _markdown_files(paths: list[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(p for p in path.rglob("*.md") if p.is_file())
-        elif path.is_file():
-            found.append(path)
-    return found
+def _ingest_fields(document: Document) -> dict[str, Any]:
+    """A document as the retrieval service's /ingest takes it (Markdown has no title field: its heading is it)."""
+    fields = {"source": document.source, "text": document.text}
+    if document.title:
+        fields["title"] = document.title
+    return fields
 
 
-def _source_name(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+def _skip_line(skip: Skipped) -> str:
+    return f"atlas: skipped {skip.path}: {skip.kind.replace('_', ' ')}: {skip.reason}"
 
 
 def cmd_replay_dlq(args: argparse.Namespace, settings: config.CliSettings) -> int:
@@ -430,8 +450,18 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=_positive_int, default=20, help="how many (default 20)")
     listing.set_defaults(handler=cmd_list)
 
-    ingest = commands.add_parser("ingest", help="add Markdown files (or folders of them) to the knowledge base")
-    ingest.add_argument("paths", nargs="+", type=Path)
+    ingest = commands.add_parser(
+        "ingest",
+        help="add files (or folders of them) to the knowledge base: Markdown, HTML, PDF, text, Terraform, YAML",
+        description="Read each file by its extension: Markdown (.md), HTML (.html, .htm: Confluence and wiki "
+        "exports), PDF (.pdf, its text layer), text (.txt), Terraform (.tf) and YAML (.yaml, .yml: Kubernetes "
+        "manifests, Cloud Build files), each split along its own structure (headings, pages, blocks, objects, "
+        "steps), and send it to the retrieval service. Folders are searched recursively; names starting with a "
+        "dot are left out. A file that is unsupported, unreadable, broken or empty is reported on stderr with "
+        "the reason and the rest go on; the last line of stdout is one JSON object of totals. Re-ingesting "
+        'unchanged files changes nothing. docs/retrieval.md, "What can be ingested".',
+    )
+    ingest.add_argument("paths", nargs="+", type=Path, help="files and folders to ingest")
     ingest.add_argument("--retrieval-url", help="the retrieval service (default: ATLAS_RETRIEVAL_URL)")
     ingest.add_argument("--timeout", type=float, default=300, help="seconds per batch (default 300)")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")

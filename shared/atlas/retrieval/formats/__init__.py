@@ -89,13 +89,21 @@ def _yaml(data: bytes, path: Path, source: str) -> Document:
     try:
         comment, sections = split_yaml(_decode(data, path))
     except yaml.YAMLError as exc:
-        raise DocumentParseError(path, f"not valid YAML: {' '.join(str(exc).split())}") from exc
+        raise DocumentParseError(path, f"not valid YAML: {_yaml_problem(exc)}") from exc
     title = comment or source
     return Document(
         source=source,
         text=markdown_document(title, [(section.name, fenced(section.text, "yaml")) for section in sections]),
         title=title,
     )
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
 
 
 LOADERS: dict[str, Callable[[bytes, Path, str], Document]] = {
