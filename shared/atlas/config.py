@@ -135,12 +135,14 @@ class WorkerSettings(CoreSettings, MetricsSettings):
 
 
 class RetrievalSettings(_Settings):
-    """The retrieval function: which Qdrant (a local folder or a managed URL) and which model."""
+    """The retrieval function: which Qdrant (an embedded Qdrant Edge folder or a managed URL) and which model."""
 
     qdrant_path: Path | None = None
     qdrant_url: HttpUrl | None = None
     qdrant_api_key: SecretStr | None = None
     knowledge_collection: str = Field(default=DEFAULT_KNOWLEDGE_COLLECTION, min_length=1)
+    # The project of the snapshot bucket's client (Cloud Run sets GOOGLE_CLOUD_PROJECT; optional otherwise).
+    project: str | None = Field(default=None, validation_alias=AliasChoices("ATLAS_PROJECT", "GOOGLE_CLOUD_PROJECT"))
     embedding_model_dir: Path
     embedding_threads: int | None = Field(default=None, ge=1, le=64)
     max_ingest_documents: int = Field(default=500, ge=1, le=10000)
@@ -148,17 +150,26 @@ class RetrievalSettings(_Settings):
     fusion: Literal["rrf", "dbsf"] = "dbsf"
     prefetch_limit: int = Field(default=100, ge=10, le=1000)
     rrf_k: int = Field(default=2, ge=1, le=1000)
-    local_scoring: Literal["inprocess", "qdrant"] = "inprocess"
     chunk_max_chars: int = Field(default=1200, ge=200, le=20000)
     chunk_overlap_chars: int = Field(default=200, ge=0, le=5000)
     query_cache_size: int = Field(default=1024, ge=0, le=1_000_000)
     query_cache_ttl_s: float = Field(default=300.0, gt=0, le=86400)
+    # The embedded index's store of record in the cloud: a snapshot object in a GCS bucket that every
+    # instance restores at start and re-checks at most every index_refresh_s (docs/deploy.md).
+    index_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+    index_object: str = Field(default="knowledge/shard.tar", min_length=1, max_length=1024)
+    index_refresh_s: float = Field(default=30.0, ge=1, le=3600)
 
     @model_validator(mode="after")
     def _one_backend(self) -> RetrievalSettings:
         if self.qdrant_url is None and self.qdrant_path is None:
             raise ValueError(
                 "set ATLAS_QDRANT_PATH (a folder, the embedded default) or ATLAS_QDRANT_URL (managed Qdrant)"
+            )
+        if self.index_bucket is not None and self.qdrant_url is not None:
+            raise ValueError(
+                "ATLAS_INDEX_BUCKET keeps snapshots of the embedded index (ATLAS_QDRANT_PATH); managed Qdrant "
+                "(ATLAS_QDRANT_URL) is its own store: unset one of them"
             )
         if self.chunk_overlap_chars >= self.chunk_max_chars:
             raise ValueError("ATLAS_CHUNK_OVERLAP_CHARS must be smaller than ATLAS_CHUNK_MAX_CHARS")

@@ -1,9 +1,10 @@
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
 
+from atlas.retrieval.edge_backend import EdgeBackend
 from atlas.retrieval.index import Document, KnowledgeIndex
+from support.gcs import gcs_bucket, gcs_emulator  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -16,8 +17,8 @@ def knowledge_documents(knowledge_dir: Path) -> list[Document]:
 def knowledge_index(embedder, tmp_path_factory):
     from stack import REPO
 
-    client = QdrantClient(path=str(tmp_path_factory.mktemp("qdrant-knowledge")))
-    index = KnowledgeIndex(client, "knowledge", embedder)
+    backend = EdgeBackend(tmp_path_factory.mktemp("edge-knowledge"), embedder.dimension)
+    index = KnowledgeIndex(backend, embedder)
     index.ingest(knowledge_documents(REPO / "knowledge"))
     yield index
-    client.close()
+    backend.close()

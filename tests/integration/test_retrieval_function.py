@@ -1,4 +1,4 @@
-"""The retrieval HTTP function through functions-framework's app (real model, Qdrant local mode)."""
+"""The retrieval HTTP function through functions-framework's app (real model, a Qdrant Edge shard)."""
 
 import functions_framework
 import pytest
@@ -22,7 +22,7 @@ def test_ingest_then_search_then_health(client):
     assert found.status_code == 200
     assert found.json["results"][0]["source"] == "q.md" and found.json["results"][0]["section"] == "Retries"
     health = client.get("/health")
-    assert health.json == {"status": "ok", "backend": "local", "collection": "atlas-knowledge", "points": 1}
+    assert health.json == {"status": "ok", "backend": "edge", "collection": "atlas-knowledge", "points": 1}
 
 
 def test_search_filters_by_source_and_tags_and_caches_until_the_next_ingest(client):
@@ -63,3 +63,21 @@ def test_bad_search_requests_get_400_with_a_reason(client, body):
 def test_unknown_route_is_404_listing_the_routes(client):
     response = client.get("/nope")
     assert response.status_code == 404 and "POST /search" in response.json["error"]["message"]
+
+
+def test_too_many_documents_is_a_400_naming_the_limit(client):
+    documents = [{"source": f"{n}.md", "text": "# N"} for n in range(501)]
+    response = client.post("/ingest", json={"documents": documents})
+    assert response.status_code == 400 and "ATLAS_MAX_INGEST_DOCUMENTS" in response.json["error"]["message"]
+
+
+def test_an_internal_value_error_is_a_5xx_that_the_worker_retries_not_a_400(client, monkeypatch):
+    """A 400 fails the task for good (RetrievalRequestError); a bug inside retrieval must be retried instead."""
+    from atlas.retrieval.index import KnowledgeIndex
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug deep inside retrieval")
+
+    monkeypatch.setattr(KnowledgeIndex, "search", broken)
+    response = client.post("/search", json={"query": "anything"})
+    assert response.status_code == 500 and response.json["error"]["code"] == "internal"

@@ -16,11 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from atlas.config import RetrievalSettings
 from atlas.errors import InvalidRequestError
-from atlas.instance import once
+from atlas.retrieval.backend import IndexBackend
 from atlas.retrieval.bm25 import Bm25Encoder
+from atlas.retrieval.edge_backend import EdgeBackend
 from atlas.retrieval.embedder import Embedder
 from atlas.retrieval.index import Chunking, Document, KnowledgeIndex, Ranking, SearchFilters, open_backend
 from atlas.retrieval.query_cache import QueryCache
+from atlas.retrieval.replica import DirectIndex, IndexReplica, SnapshotReplica
+from atlas.retrieval.snapshot_store import SnapshotStore
 
 MAX_QUERY_CHARS = 8000
 MAX_DOCUMENT_CHARS = 500_000
@@ -69,30 +72,18 @@ class RetrievalService:
 
     def __init__(self, settings: RetrievalSettings) -> None:
         self._settings = settings
-        self.index = once(self._open)
         self.cache: QueryCache[list[dict[str, Any]]] = QueryCache(settings.query_cache_size, settings.query_cache_ttl_s)
+        self._replica = open_replica(settings)
 
     @property
     def backend(self) -> str:
-        return "managed" if self._settings.qdrant_url else "edge"
+        if self._settings.qdrant_url:
+            return "managed"
+        return "edge+gcs" if self._settings.index_bucket else "edge"
 
-    def _open(self) -> KnowledgeIndex:
-        settings = self._settings
-        embedder = Embedder(settings.embedding_model_dir, threads=settings.embedding_threads)
-        backend = open_backend(
-            path=settings.qdrant_path,
-            url=settings.qdrant_url,
-            api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
-            collection=settings.knowledge_collection,
-            dimension=embedder.dimension,
-        )
-        return KnowledgeIndex(
-            backend,
-            embedder,
-            Bm25Encoder(),
-            ranking=Ranking(fusion=settings.fusion, prefetch_limit=settings.prefetch_limit, rrf_k=settings.rrf_k),
-            chunking=Chunking(max_chars=settings.chunk_max_chars, overlap_chars=settings.chunk_overlap_chars),
-        )
+    def index(self) -> KnowledgeIndex:
+        """The index serving now (with a snapshot bucket: refreshed when a newer generation is due)."""
+        return self._replica.current()
 
     def search(self, request: SearchRequest) -> dict[str, Any]:
         index = self.index()
@@ -118,21 +109,15 @@ class RetrievalService:
                 f"at most {self._settings.max_ingest_documents} documents per request "
                 f"(ATLAS_MAX_INGEST_DOCUMENTS); got {len(request.documents)}"
             )
-        index = self.index()
         started = time.perf_counter()
         documents = [
             Document(source=d.source, text=d.text, title=d.title, tags=tuple(d.tags)) for d in request.documents
         ]
         try:
-            report = index.ingest(documents)
-            optimized = index.optimize()
+            report = self._replica.write(lambda index, embedded: index.ingest(documents, embedded=embedded))
         finally:
             self.cache.clear()
-        return {
-            **report.as_dict(),
-            "optimized": optimized,
-            "took_ms": round((time.perf_counter() - started) * 1000, 2),
-        }
+        return {**report.as_dict(), "took_ms": round((time.perf_counter() - started) * 1000, 2)}
 
     def health(self) -> dict[str, Any]:
         index = self.index()
@@ -147,3 +132,38 @@ class RetrievalService:
         """How this instance ranks (for logs and the benchmark)."""
         index = self.index()
         return {"backend": self.backend, **index.ranking.__dict__}
+
+
+def open_replica(settings: RetrievalSettings) -> IndexReplica:
+    """The model and the index this instance serves: managed Qdrant, an Edge folder, or Edge kept in GCS."""
+    embedder = Embedder(settings.embedding_model_dir, threads=settings.embedding_threads)
+    bm25 = Bm25Encoder()
+
+    def index_over(backend: IndexBackend) -> KnowledgeIndex:
+        return KnowledgeIndex(
+            backend,
+            embedder,
+            bm25,
+            ranking=Ranking(fusion=settings.fusion, prefetch_limit=settings.prefetch_limit, rrf_k=settings.rrf_k),
+            chunking=Chunking(max_chars=settings.chunk_max_chars, overlap_chars=settings.chunk_overlap_chars),
+        )
+
+    if settings.index_bucket and settings.qdrant_path is not None:
+        # Short retries: a refresh check runs on a search's path (and a failed one keeps the current index).
+        store = SnapshotStore(
+            settings.index_bucket, settings.index_object, project=settings.project, retry_deadline_s=10
+        )
+        return SnapshotReplica(
+            store,
+            settings.qdrant_path,
+            lambda folder: index_over(EdgeBackend(folder, embedder.dimension)),
+            refresh_s=settings.index_refresh_s,
+        )
+    backend = open_backend(
+        path=settings.qdrant_path,
+        url=settings.qdrant_url,
+        api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
+        collection=settings.knowledge_collection,
+        dimension=embedder.dimension,
+    )
+    return DirectIndex(index_over(backend))
