@@ -219,7 +219,7 @@ def cmd_ingest(args: argparse.Namespace, settings: config.CliSettings) -> int:
                 if not loaded.text.strip():  # still sent: an emptied file's earlier chunks are removed
                     bar.write(f"atlas: empty {path}: {empty_reason(path)}", file=sys.stderr)
                     totals["empty"] = totals.get("empty", 0) + 1
-                documents.append(_ingest_fields(loaded))
+                documents.append(ingest_fields(loaded))
             report = client.ingest(documents) if documents else {}
             for key in ("documents", "chunks", "added", "unchanged", "removed"):
                 totals[key] = totals.get(key, 0) + int(report.get(key, 0))
@@ -237,7 +237,7 @@ def cmd_ingest(args: argparse.Namespace, settings: config.CliSettings) -> int:
     return EXIT_OK
 
 
-def _ingest_fields(document: Document) -> dict[str, Any]:
+def ingest_fields(document: Document) -> dict[str, Any]:
     """A document as the retrieval service's /ingest takes it (Markdown has no title field: its heading is it)."""
     fields = {"source": document.source, "text": document.text}
     if document.title:
