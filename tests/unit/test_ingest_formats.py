@@ -272,3 +272,11 @@ def test_ingest_of_nothing_readable_is_a_usage_error(tmp_path, capsys, fake_serv
     (tmp_path / "only.docx").write_bytes(b"PK")
     assert cli.main(["ingest", str(tmp_path)]) == cli.EXIT_USAGE
     assert "nothing to ingest" in capsys.readouterr().err
+
+
+def test_a_leading_comment_gives_its_first_sentence_as_the_title_unless_it_is_a_divider(tmp_path):
+    module = tmp_path / "iam.tf"
+    module.write_text("# Identities, one per job. Each with only what it needs.\n# More.\n\nlocals {}\n")
+    assert load_document(module, "iam.tf").title == "Identities, one per job."
+    module.write_text('# --- Where ----------\n\nvariable "region" {}\n')
+    assert load_document(module, "terraform/variables.tf").title == "terraform/variables.tf"

@@ -17,12 +17,31 @@ PIECE_CHARS = 1000  # under the chunker's default 1,200, leaving room for the fe
 TITLE_CHARS = 200  # the ingest API takes titles of up to 300 characters
 _LOOKS_LIKE_MARKUP = re.compile(r"^(\s*)(#{1,6}\s|```|~~~)")
 _BACKTICK_FENCE = re.compile(r"^\s*(`{3,})")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+_LICENCE = re.compile(r"copyright|licen[cs]e|spdx", re.IGNORECASE)
+_DIVIDER = re.compile(r"^[-=*_~#]{3}")  # "# --- Networking -----": a divider, not a title
 
 
 def one_line(text: str, limit: int = TITLE_CHARS) -> str:
     """``text`` with its whitespace collapsed, cut to ``limit`` characters: a title or a section name."""
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def comment_title(comment_lines: Iterable[str]) -> str:
+    """A title from a file's leading comment (its lines without the comment markers): the first sentence
+    of its first paragraph; "" for a licence header, a divider line or no comment."""
+    paragraph: list[str] = []
+    for line in comment_lines:
+        if not line.strip():
+            if paragraph:
+                break
+            continue
+        paragraph.append(line.strip())
+    text = " ".join(paragraph)
+    if not text or _LICENCE.search(text) or _DIVIDER.match(text):
+        return ""
+    return one_line(_SENTENCE_END.split(text, maxsplit=1)[0])
 
 
 def escape_prose(text: str) -> str:

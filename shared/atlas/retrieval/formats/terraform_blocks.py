@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from atlas.retrieval.formats.structure import comment_title
+
 _HEREDOC = re.compile(r"<<-?([A-Za-z_][A-Za-z0-9_-]*)[ \t]*\r?\n")
-_LICENCE = re.compile(r"copyright|licen[cs]e|spdx", re.IGNORECASE)
 
 
 class TerraformSyntaxError(ValueError):
@@ -138,17 +139,14 @@ def _template_end(text: str, at: int) -> int:
 
 
 def _leading_comment(text: str) -> str:
-    """The first line of the comment the file opens with, unless that comment is a licence header."""
+    """The title the file's leading comment gives (see ``comment_title``)."""
     lines: list[str] = []
     for raw in text.lstrip().splitlines():
         line = raw.strip()
         if not line.startswith(("#", "//", "/*", "*")):
             break
-        lines.append(line.lstrip("#/*").strip())
-    comment = [line for line in lines if line]
-    if not comment or _LICENCE.search(" ".join(comment)):
-        return ""
-    return comment[0]
+        lines.append(line.strip("#/*").strip())
+    return comment_title(lines)
 
 
 def _line(text: str, position: int) -> int:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import yaml
 
+from atlas.retrieval.formats.structure import comment_title
+
 NULL_TAG = "tag:yaml.org,2002:null"
 
 
@@ -117,15 +119,16 @@ def _end_line(node: yaml.Node) -> int:
 
 
 def _leading_comment(lines: list[str]) -> str:
+    """The title the file's leading comment gives (see ``comment_title``)."""
+    comment: list[str] = []
     for line in lines:
         stripped = line.strip()
-        if stripped.startswith("#"):
-            if comment := stripped.lstrip("#").strip():
-                return comment
+        if stripped == "---" and not comment:
             continue
-        if stripped and stripped != "---":
-            return ""
-    return ""
+        if not stripped.startswith("#"):
+            break
+        comment.append(stripped.lstrip("#").strip())
+    return comment_title(comment)
 
 
 def _get(node: yaml.Node | None, key: str) -> yaml.Node | None:
