@@ -5,15 +5,19 @@
 
 DIR holds ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/SPLIT.tsv``. The corpus goes through the
 production path (``RetrievalService.ingest``: chunking, embedding, BM25, upserts into a fresh Qdrant
-folder), each judged query is ranked in hybrid, dense and BM25 mode (a document ranks by its best chunk),
+Qdrant Edge shard), each judged query is ranked in hybrid, dense and BM25 mode (a document ranks by its best chunk),
 and the query latency is measured through ``RetrievalService.search`` (top 10, cache off). The bare
 embedding rate is the same model embedding the same chunk texts, in the same batches, without the rest
 (on an evenly spaced sample of ``--embed-sample`` chunks, converted to documents per second with the
 corpus's chunks per document; 0 embeds them all).
 
-``--scale N`` then adds N synthetic chunks (text of shuffled corpus words; dense vectors mixed from the
-corpus's own vectors, since embedding N texts would take the model an hour) and measures hybrid latency
-and memory at that size. The last line printed is one JSON object with every number.
+``--scale N [N ...]`` then grows the index with synthetic chunks to each size in turn (text of shuffled
+corpus words; dense vectors mixed from the corpus's own vectors, since embedding N texts would take the
+model hours), lets the engine optimize (HNSW), and measures hybrid latency of the index alone (query vectors
+given) and through ``RetrievalService.search`` (query embedding included), build and optimize times and
+resident memory. The last line printed is one JSON object with every number; its ``scale`` list has one
+entry per size: ``chunks, index_p50_ms, index_p95_ms, service_p50_ms, service_p95_ms, build_s, optimize_s,
+rss_mb``.
 """
 
 from __future__ import annotations
@@ -40,9 +44,10 @@ sys.path.insert(0, str(REPO / "shared"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from atlas.config import RetrievalSettings  # noqa: E402
+from atlas.retrieval.backend import IndexPoint  # noqa: E402
 from atlas.retrieval.chunking import chunk_markdown  # noqa: E402
 from atlas.retrieval.embedder import Embedder  # noqa: E402
-from atlas.retrieval.index import EMBED_BATCH, Document, KnowledgeIndex, SearchMode  # noqa: E402
+from atlas.retrieval.index import EMBED_BATCH, KnowledgeIndex, SearchMode  # noqa: E402
 from atlas.retrieval.service import IngestDocument, IngestRequest, RetrievalService, SearchRequest  # noqa: E402
 
 RANK_DEPTH_CHUNKS = 400  # enough chunks to fill 100 distinct documents
@@ -114,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"query (top 10, through the service) p50 {result['query_p50_ms']} ms, p95 {result['query_p95_ms']} ms")
         if args.scale:
-            result.update(_scale(service, index, args.scale, corpus, [queries[q] for q in judged]))
+            result["scale"] = _scale(service, index, args.scale, corpus, [queries[q] for q in judged])
+        result["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result))
     return 0
 
@@ -123,7 +129,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
     parser.add_argument("--split", required=True, help="the qrels file to use (qrels/SPLIT.tsv)")
-    parser.add_argument("--scale", type=int, default=0, help="add N synthetic chunks and time hybrid queries")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        nargs="*",
+        default=[],
+        help="grow the index with synthetic chunks to each N in turn (e.g. 50000 200000) and time hybrid search",
+    )
     parser.add_argument(
         "--model-dir", type=Path, default=Path(os.environ.get("ATLAS_EMBEDDING_MODEL_DIR") or DEFAULT_MODEL_DIR)
     )
@@ -205,84 +217,83 @@ def _percentile(values: list[float], percent: float) -> float:
     return float(np.percentile(np.asarray(values), percent))
 
 
-class _MixedVectors(Embedder):
-    """Synthetic chunk vectors for ``--scale``: random mixtures of real corpus vectors (queries stay real)."""
-
-    def __init__(self, real: Embedder, basis: np.ndarray, seed: int = 7) -> None:  # noqa: D107
-        self._real = real
-        self._basis = basis
-        self._rng = np.random.default_rng(seed)
-        self.model_dir = real.model_dir
-
-    def embed_documents(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
-        picks = self._rng.integers(0, len(self._basis), size=(len(texts), 3))
-        weights = self._rng.dirichlet(np.ones(3), size=len(texts)).astype(np.float32)
-        mixed = np.einsum("nk,nkd->nd", weights, self._basis[picks])
-        return (mixed / np.linalg.norm(mixed, axis=1, keepdims=True)).astype(np.float32)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self._real.embed_query(text)
+def _rss_mb() -> float:
+    """Resident memory now (not the peak), from /proc."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def _scale(
-    service: RetrievalService, index: KnowledgeIndex, extra: int, corpus: list[dict[str, object]], queries: list[str]
-) -> dict[str, object]:
-    scorer = index.scorer
-    assert scorer is not None, "--scale measures the embedded default (Qdrant local mode, in-process scoring)"
+    service: RetrievalService,
+    index: KnowledgeIndex,
+    sizes: list[int],
+    corpus: list[dict[str, object]],
+    queries: list[str],
+) -> list[dict[str, object]]:
+    """Grow the served index with synthetic chunks to each size in turn and time hybrid search there.
+
+    Texts are shuffled corpus words (BM25-encoded for real); dense vectors are random mixtures of real chunk
+    vectors, because embedding a million texts would take the model about a day on two cores. Queries are
+    the real judged queries, embedded by the real model."""
     rng = random.Random(11)
+    nprng = np.random.default_rng(7)
     words = [w for d in corpus[:2000] for w in str(d.get("text", "")).split()]
-    basis = scorer._matrix.copy()  # noqa: SLF001 - the corpus's own vectors, to mix from
-    synthetic = [
-        Document(source=f"synthetic/{i}", text=" ".join(rng.choices(words, k=rng.randint(40, 140))))
-        for i in range(extra)
-    ]
-    mixer = KnowledgeIndex(
-        index._client,  # noqa: SLF001 - same folder, same collection
-        index.collection,
-        _MixedVectors(index._embedder, basis),  # noqa: SLF001
-        index._bm25,  # noqa: SLF001
-        ranking=index.ranking,
-    )
-    started = time.perf_counter()
-    with tqdm(total=extra, unit="chunk", desc=f"scale +{extra}", file=sys.stderr) as bar:
-        for start in range(0, extra, 1000):
-            mixer.ingest(synthetic[start : start + 1000])
-            bar.update(min(1000, extra - start))
-    added_s = time.perf_counter() - started
-    # The service's index did not see those writes: reopen it from the folder, as a new instance would.
-    started = time.perf_counter()
-    reopened = KnowledgeIndex(
-        index._client,  # noqa: SLF001
-        index.collection,
-        index._embedder,  # noqa: SLF001
-        index._bm25,  # noqa: SLF001
-        ranking=index.ranking,
-    )
-    load_s = time.perf_counter() - started
-    service._index = reopened  # noqa: SLF001
-    assert reopened.scorer is not None
-    latencies = [_timed_search(service, q) for q in queries]
-    rank_only = []
-    for query in queries:
+    sample = [str(d.get("text", ""))[:1000] for d in corpus[:: max(1, len(corpus) // 1000)]]
+    basis = index._embedder.embed_documents(sample)  # noqa: SLF001 - the corpus's own vectors, to mix from
+    prepared = [index.query(q, top_k=10) for q in queries]  # query vectors given: the index alone
+    backend = index.backend
+    results: list[dict[str, object]] = []
+    added, build_s = 0, 0.0
+    for size in sorted(sizes):
         started = time.perf_counter()
-        reopened.rank(query, top_k=10)
-        rank_only.append((time.perf_counter() - started) * 1000)
-    points = reopened.count()
-    scale = {
-        "scale_points": points,
-        "scale_hybrid_p50_ms": round(_percentile(latencies, 50), 2),
-        "scale_hybrid_p95_ms": round(_percentile(latencies, 95), 2),
-        "scale_rank_p95_ms": round(_percentile(rank_only, 95), 2),
-        "scale_index_bytes": reopened.scorer.memory_bytes(),
-        "scale_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "scale_ingest_s": round(added_s, 1),
-        "scale_open_s": round(load_s, 2),
-    }
-    print(
-        f"at {points} points: hybrid p50 {scale['scale_hybrid_p50_ms']} ms, p95 {scale['scale_hybrid_p95_ms']} ms; "
-        f"scorer arrays {scale['scale_index_bytes'] / 1e6:.0f} MB, max RSS {scale['scale_max_rss_mb']} MB"
-    )
-    return scale
+        with tqdm(total=size - added, unit="chunk", desc=f"scale to {size}", file=sys.stderr) as bar:
+            while added < size:
+                batch = min(2000, size - added)
+                texts = [" ".join(rng.choices(words, k=rng.randint(40, 140))) for _ in range(batch)]
+                picks = nprng.integers(0, len(basis), size=(batch, 3))
+                weights = nprng.dirichlet(np.ones(3), size=batch).astype(np.float32)
+                dense = np.einsum("nk,nkd->nd", weights, basis[picks])
+                sparse = index._bm25.encode_documents(texts)  # noqa: SLF001
+                backend.upsert(
+                    [
+                        IndexPoint(
+                            f"00000000-0000-4000-8000-{added + n:012d}",
+                            vector,
+                            weights_ if len(weights_) else None,
+                            {"source": f"synthetic/{added + n}", "title": "synthetic", "section": "", "text": text},
+                        )
+                        for n, (text, vector, weights_) in enumerate(zip(texts, dense, sparse, strict=True))
+                    ]
+                )
+                added += batch
+                bar.update(batch)
+        build_s += time.perf_counter() - started
+        started = time.perf_counter()
+        print(f"optimize() at {added} synthetic chunks (HNSW) ...", file=sys.stderr, flush=True)
+        index.optimize()
+        optimize_s = time.perf_counter() - started
+        service.cache.clear()
+        for query in prepared[:20]:  # warm the page cache
+            backend.query(query, with_payload=True)
+        index_ms = []
+        for query in prepared:
+            started = time.perf_counter()
+            backend.query(query, with_payload=True)
+            index_ms.append((time.perf_counter() - started) * 1000)
+        service_ms = [_timed_search(service, q) for q in queries]
+        line: dict[str, object] = {
+            "chunks": index.count(),
+            "index_p50_ms": round(_percentile(index_ms, 50), 2),
+            "index_p95_ms": round(_percentile(index_ms, 95), 2),
+            "service_p50_ms": round(_percentile(service_ms, 50), 2),
+            "service_p95_ms": round(_percentile(service_ms, 95), 2),
+            "build_s": round(build_s, 1),
+            "optimize_s": round(optimize_s, 1),
+            "rss_mb": round(_rss_mb(), 1),
+        }
+        print(f"scale: {json.dumps(line)}", flush=True)
+        results.append(line)
+    return results
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ locals {
   }
 
   retrieval_env = {
+    ATLAS_PROJECT              = var.project_id # the snapshot bucket's client
     ATLAS_KNOWLEDGE_COLLECTION = var.knowledge_collection
     ATLAS_EMBEDDING_MODEL_DIR  = "/workspace/model" # the bundle's model/ folder; /workspace is the source root
     ATLAS_EMBEDDING_THREADS    = 1                  # one vCPU: more ONNX threads only contend
