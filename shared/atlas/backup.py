@@ -7,13 +7,16 @@ A backup is a folder with a ``manifest.json`` and one part per store:
   managed export to Cloud Storage (``FirestoreAdminClient.export_documents`` to ``--gcs-uri``; the
   manifest records the URI), restored with ``import_documents``. Terraform also keeps daily backups
   (``firestore.tf``), restored with ``gcloud firestore databases restore``.
-- **Qdrant**, embedded (a local folder): a consistent copy of the folder in ``qdrant/``, taken with
-  SQLite's online backup, so it is safe while the retrieval service has the folder open. Restoring copies
-  it to a folder nobody uses yet, for a retrieval service that starts there. Managed Qdrant: a collection
-  snapshot (``create_snapshot``), downloaded into ``qdrant/``, restored by uploading it to the collection's
+- **Qdrant**, embedded (a Qdrant Edge folder): the folder archived as ``qdrant/shard.tar.gz``
+  (:mod:`atlas.retrieval.shard_archive`). Edge writes every change to its WAL before applying it, so a copy
+  taken while the retrieval service runs loads to the state of its last complete write; take it when no
+  ingest is running to be sure that ingest is in it. Restoring unpacks it into a folder nobody uses yet, for
+  a retrieval service that starts there. In the cloud, the embedded index's store of record is already a
+  versioned snapshot object in GCS (``ATLAS_INDEX_BUCKET``): every earlier generation can be restored from it.
+  Managed Qdrant: a collection snapshot (``create_snapshot``), downloaded into ``qdrant/``, restored by uploading it to the collection's
   snapshot endpoint (``POST /collections/C/snapshots/upload``).
 - Without the index (``qdrant=False``): the index is derived data, rebuilt from ``knowledge/`` with
-  ``atlas ingest``; the cloud's embedded store is a per-instance ``/tmp`` folder that no one can copy.
+  ``atlas ingest``.
 
 docs/runbooks/backup-and-restore.md walks through both paths.
 """
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -30,11 +32,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from atlas.errors import BackupError
+from atlas.errors import BackupError, KnowledgeIndexError
+from atlas.retrieval import shard_archive
+from atlas.retrieval.edge_backend import is_shard
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
-_SKIPPED = {".lock"}
+ARCHIVE = "shard.tar.gz"
+FORMAT_VERSION = 2  # 2: the embedded index is a Qdrant Edge archive
 
 
 @dataclass(frozen=True)
@@ -158,8 +162,8 @@ def _restore_firestore(source: Path, part: dict[str, Any], where: Where) -> dict
 def _backup_qdrant(target: Path, where: Where) -> dict[str, Any]:
     folder = target / "qdrant"
     if where.qdrant_path is not None:
-        copy_local_index(where.qdrant_path, folder)
-        return {"kind": "folder", "path": "qdrant"}
+        copy_local_index(where.qdrant_path, folder / ARCHIVE)
+        return {"kind": "edge", "file": f"qdrant/{ARCHIVE}"}
     if where.qdrant_url:
         client = _managed_client(where)
         snapshot = client.create_snapshot(collection_name=where.collection, wait=True)
@@ -175,7 +179,7 @@ def _backup_qdrant(target: Path, where: Where) -> dict[str, Any]:
 
 
 def _restore_qdrant(source: Path, part: dict[str, Any], where: Where) -> dict[str, Any]:
-    if part["kind"] == "folder":
+    if part["kind"] == "edge":
         if where.qdrant_path is None:
             raise BackupError("this backup holds an embedded index: pass --qdrant-path for the folder to restore to")
         destination = where.qdrant_path.resolve()
@@ -184,7 +188,12 @@ def _restore_qdrant(source: Path, part: dict[str, Any], where: Where) -> dict[st
                 f"{destination} is not empty: restore the index into a new folder, then start retrieval there "
                 "(ATLAS_QDRANT_PATH)"
             )
-        shutil.copytree(source / part["path"], destination, dirs_exist_ok=True)
+        if destination.exists():
+            destination.rmdir()
+        try:
+            shard_archive.unpack(source / part["file"], destination)
+        except KnowledgeIndexError as exc:
+            raise BackupError(str(exc)) from exc
         return {"folder": str(destination)}
     if not where.qdrant_url:
         raise BackupError("this backup holds a managed Qdrant snapshot: pass --qdrant-url (and ATLAS_QDRANT_API_KEY)")
@@ -197,22 +206,13 @@ def _restore_qdrant(source: Path, part: dict[str, Any], where: Where) -> dict[st
     return {"collection": part["collection"], "snapshot": snapshot.name}
 
 
-def copy_local_index(folder: Path, destination: Path) -> None:
-    """A consistent copy of a Qdrant local-mode folder, while its owner may still be writing to it."""
+def copy_local_index(folder: Path, archive: Path) -> None:
+    """Archive a Qdrant Edge folder, which its owner (the retrieval service) may keep open."""
     folder = folder.resolve()
-    if not (folder / "meta.json").is_file():
-        raise BackupError(f"{folder} is not a Qdrant local-mode folder (no meta.json)")
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if path.is_dir() or relative.name in _SKIPPED or relative.name.endswith(("-journal", "-wal", "-shm")):
-            continue
-        out = destination / relative
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".sqlite":
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as src, sqlite3.connect(out) as dst:
-                src.backup(dst)
-        else:
-            shutil.copy2(path, out)
+    if not is_shard(folder):
+        raise BackupError(f"{folder} is not a Qdrant Edge shard (no edge_config.json)")
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    shard_archive.pack(folder, archive)
 
 
 def _managed_client(where: Where) -> Any:

@@ -106,7 +106,7 @@ def test_backup_restored_into_a_fresh_stack_finds_every_task_and_the_same_search
     backup_dir = tmp_path / "backup"
     assert cli.main(["backup", str(backup_dir), "--qdrant-path", str(qdrant_path)]) == 0
     manifest = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert manifest["firestore"]["kind"] == "emulator_export" and manifest["qdrant"]["kind"] == "folder"
+    assert manifest["firestore"]["kind"] == "emulator_export" and manifest["qdrant"]["kind"] == "edge"
 
     # A fresh stack: its own emulators (empty), the index restored into a folder of its own first.
     restored_index = tmp_path / "restored-qdrant"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import tarfile
 from pathlib import Path
+from typing import BinaryIO
 
 import qdrant_edge
 
@@ -20,6 +21,8 @@ from atlas.errors import KnowledgeIndexError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK = 1 << 20
+_PAGE = 4096
+_ZERO_PAGE = bytes(_PAGE)
 
 
 def pack(folder: Path, archive: Path) -> None:
@@ -60,10 +63,17 @@ def _unpack_sparse(archive: Path, folder: Path) -> None:
                 assert source is not None
                 with target.open("wb") as out:
                     while block := source.read(_BLOCK):
-                        if block.count(0) == len(block):
-                            out.seek(len(block), 1)  # a hole: no disk, no memory
-                        else:
-                            out.write(block)
+                        _write_sparse(out, memoryview(block))
                     out.truncate(member.size)
             else:
                 raise KnowledgeIndexError(f"{archive} holds an entry that is not a file or folder: {member.name}")
+
+
+def _write_sparse(out: BinaryIO, block: memoryview) -> None:
+    """Write ``block``, leaving its all-zero pages as holes (no disk, no memory on tmpfs)."""
+    for start in range(0, len(block), _PAGE):
+        page = block[start : start + _PAGE]
+        if page == _ZERO_PAGE[: len(page)]:
+            out.seek(len(page), 1)
+        else:
+            out.write(page)
