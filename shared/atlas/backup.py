@@ -13,8 +13,8 @@ A backup is a folder with a ``manifest.json`` and one part per store:
   ingest is running to be sure that ingest is in it. Restoring unpacks it into a folder nobody uses yet, for
   a retrieval service that starts there. In the cloud, the embedded index's store of record is already a
   versioned snapshot object in GCS (``ATLAS_INDEX_BUCKET``): every earlier generation can be restored from it.
-  Managed Qdrant: a collection snapshot (``create_snapshot``), downloaded into ``qdrant/``, restored by uploading it to the collection's
-  snapshot endpoint (``POST /collections/C/snapshots/upload``).
+  Managed Qdrant: a collection snapshot (``create_snapshot``), downloaded into ``qdrant/``, restored by
+  uploading it to the collection's snapshot endpoint (``POST /collections/C/snapshots/upload``).
 - Without the index (``qdrant=False``): the index is derived data, rebuilt from ``knowledge/`` with
   ``atlas ingest``.
 
