@@ -98,7 +98,7 @@ locals {
   retrieval_env_embedded_qdrant = {
     ATLAS_QDRANT_PATH     = "/tmp/qdrant"
     ATLAS_INDEX_BUCKET    = one(google_storage_bucket.index[*].name)
-    ATLAS_INDEX_OBJECT    = "knowledge/shard.tar"
+    ATLAS_INDEX_OBJECT    = "knowledge/shard.tar.gz"
     ATLAS_INDEX_REFRESH_S = var.index_refresh_seconds
   }
 

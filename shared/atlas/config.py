@@ -157,7 +157,7 @@ class RetrievalSettings(_Settings):
     # The embedded index's store of record in the cloud: a snapshot object in a GCS bucket that every
     # instance restores at start and re-checks at most every index_refresh_s (docs/deploy.md).
     index_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
-    index_object: str = Field(default="knowledge/shard.tar", min_length=1, max_length=1024)
+    index_object: str = Field(default="knowledge/shard.tar.gz", min_length=1, max_length=1024)
     index_refresh_s: float = Field(default=30.0, ge=1, le=3600)
 
     @model_validator(mode="after")

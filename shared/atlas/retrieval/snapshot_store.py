@@ -101,7 +101,7 @@ class SnapshotStore:
             try:
                 blob.upload_from_filename(
                     str(archive),
-                    content_type="application/x-tar",
+                    content_type="application/gzip",
                     if_generation_match=if_generation_match,
                     **self._request,
                 )
