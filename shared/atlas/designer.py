@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from atlas.config import ChainEntry
 from atlas.design import Design
-from atlas.llm import Attempt, ChainFailure, Generation, InvalidOutputError, ProviderChain, TextSink, parse_json_object
+from atlas.errors import InvalidOutputError
+from atlas.llm import Attempt, ChainFailure, Generation, ProviderChain, TextSink, parse_json_object
 from atlas.models import Source, TaskMessage
 from atlas.packing import Packed, estimate_message_tokens, pack_sources
 from atlas.retry import Deadline

@@ -86,6 +86,26 @@ class TaskBusyError(TransientError):
     code = "task_busy"
 
 
+class InvalidOutputError(AtlasError):
+    """An LLM answered, but not with what was asked (bad JSON, schema violation, invented citation).
+
+    The chain catches it: the same entry gets one repair request, then the next entry is tried."""
+
+    code = "invalid_output"
+
+
+class StreamBroken(AtlasError):
+    """An LLM stream started and then failed (cut, stalled, ended without a finish reason); ``text`` is what
+    had arrived. The chain catches it and moves to its next entry, replacing that text."""
+
+    code = "broken_stream"
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.text = text
+
+
 class EmbeddingModelMissingError(ConfigError):
     """The offline embedding model folder is missing or incomplete."""
 

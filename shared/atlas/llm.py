@@ -25,11 +25,12 @@ from typing import Any, Generic, TypeVar
 import openai
 
 from atlas.config import ChainEntry
+from atlas.errors import InvalidOutputError, StreamBroken
 from atlas.packing import estimate_message_tokens, estimate_tokens
 from atlas.pricing import PriceTable, Usage, default_prices
 from atlas.providers import Clients, entry_is_configured
 from atlas.retry import Cooldowns, Deadline, Failure, FailureKind, RetryPolicy, classify
-from atlas.streaming import Completion, StreamBroken, stream_completion
+from atlas.streaming import Completion, stream_completion
 
 T = TypeVar("T")
 
@@ -41,10 +42,6 @@ RETRY_LATER_KINDS = frozenset(
     {FailureKind.TRANSIENT, FailureKind.BROKEN_STREAM, FailureKind.DEADLINE, FailureKind.COOLDOWN}
 )
 COOLDOWN_KINDS = frozenset({FailureKind.TRANSIENT, FailureKind.PERMANENT, FailureKind.BROKEN_STREAM})
-
-
-class InvalidOutputError(ValueError):
-    """The model answered, but not with what was asked (bad JSON, schema violation, invented citation)."""
 
 
 @dataclass(frozen=True)

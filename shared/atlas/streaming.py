@@ -17,18 +17,10 @@ import httpx2
 import openai
 
 from atlas.config import ChainEntry
+from atlas.errors import StreamBroken
 from atlas.pricing import Usage
 
 CONNECT_TIMEOUT_S = 10.0
-
-
-class StreamBroken(Exception):
-    """The stream started and then failed; ``text`` is what had arrived."""
-
-    def __init__(self, reason: str, text: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.text = text
 
 
 @dataclass(frozen=True)
