@@ -159,12 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             # The emulator stopped redelivering after a burst of failures with a 1-10 s backoff; 0-1 s keeps it going.
             min_backoff_s=0,
             max_backoff_s=1,
-            retrieval_env={
-                "ATLAS_EMBEDDING_MODEL_DIR": os.environ.get(
-                    "ATLAS_EMBEDDING_MODEL_DIR", str(REPO / ".atlas" / "models" / "all-MiniLM-L6-v2")
-                ),
-                "HF_HUB_OFFLINE": "1",
-            },
+            retrieval_env={"HF_HUB_OFFLINE": "1"},  # the model: the stack's default (the int8 one) or the env's
             worker_env={
                 "ATLAS_LLM_CHAIN": chain_to_env(chain),
                 "ATLAS_TASKS_COLLECTION": collection,

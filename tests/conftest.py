@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 from fake_openai import FakeOpenAI
 
-from stack import REPO, start_emulators
+from stack import DEFAULT_MODEL_DIR, REPO, start_emulators
 from support import TEST_PROJECT
-
-DEFAULT_MODEL_DIR = REPO / ".atlas" / "models" / "all-MiniLM-L6-v2"
 
 # Never let a test reach a real provider or a hub because of the developer's environment.
 for _variable in ("OPENAI_API_KEY", "ATLAS_LLM_CHAIN", "GEMINI_API_KEY", "AZURE_OPENAI_API_KEY"):

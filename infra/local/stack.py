@@ -32,14 +32,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from atlas import limits
+from atlas import config, limits
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO / ".atlas" / "stack"
 DEFAULT_PROJECT = "demo-atlas"
-DEFAULT_TOPIC = "atlas-tasks"
+DEFAULT_TOPIC = config.DEFAULT_TOPIC
+# The embedding model every local run uses unless ATLAS_EMBEDDING_MODEL_DIR names another: the int8 one that
+# `make setup` builds and the retrieval bundle ships (same quality as fp32, docs/retrieval.md).
+DEFAULT_MODEL_DIR = REPO / ".atlas" / "models" / "all-MiniLM-L6-v2-int8"
 ACK_DEADLINE_S = limits.ACK_DEADLINE_S  # atlas/limits.py: task deadline < function timeout <= ack deadline
-MAX_DELIVERY_ATTEMPTS = 5
+MAX_DELIVERY_ATTEMPTS = limits.MAX_DELIVERY_ATTEMPTS
 MIN_BACKOFF_S = 1
 MAX_BACKOFF_S = 10
 START_TIMEOUT_S = 90
@@ -360,7 +363,7 @@ class LocalStack:
                 "--port",
                 str(retrieval_port),
             ],
-            {**base_env, "ATLAS_QDRANT_PATH": str(self._qdrant_path), **self._retrieval_env},
+            retrieval_env(base_env, self._qdrant_path, self._retrieval_env),
             logs,
         )
         processes.append(retrieval)
@@ -444,6 +447,17 @@ class LocalStack:
             for process in reversed(self.state.processes):
                 stop_process(process)
             self.state = None
+
+
+def retrieval_env(base_env: Mapping[str, str], qdrant_path: Path, overrides: Mapping[str, str]) -> dict[str, str]:
+    """The retrieval function's environment: its index folder, and the model the environment names
+    (``ATLAS_EMBEDDING_MODEL_DIR``), else the int8 one ``make setup`` builds."""
+    return {
+        "ATLAS_EMBEDDING_MODEL_DIR": str(DEFAULT_MODEL_DIR),
+        **base_env,
+        "ATLAS_QDRANT_PATH": str(qdrant_path),
+        **overrides,
+    }
 
 
 def worker_argv(functions_framework: str, target: str, port: int) -> list[str]:

@@ -92,7 +92,7 @@ class MetricsSettings(_Settings):
     metrics_enabled: bool = True
     # host:port of a local MetricService (insecure gRPC, the local stack's); empty: Cloud Monitoring itself.
     monitoring_endpoint: str = Field(default="", pattern=r"^([A-Za-z0-9.\[\]:-]+:\d{1,5})?$")
-    metrics_interval_s: float = Field(default=10.0, ge=5.0, le=3600.0)  # Cloud Monitoring: >= 5 s per series
+    metrics_interval_s: float = Field(default=limits.METRICS_INTERVAL_S, ge=limits.MIN_METRICS_INTERVAL_S, le=3600.0)
     region: str = Field(default="global", min_length=1, max_length=64)
     # The generic_task resource's job: the function's name (Cloud Run sets K_SERVICE).
     metrics_job: str = Field(
@@ -112,25 +112,23 @@ class WorkerSettings(CoreSettings, MetricsSettings):
     retrieval_top_k: int = Field(default=6, ge=1, le=50)
     lease_s: int = Field(default=limits.LEASE_S, ge=10, le=3600)
     task_deadline_s: int = Field(default=limits.TASK_DEADLINE_S, ge=5, le=3600)
-    max_delivery_attempts: int = Field(default=5, ge=1, le=100)
+    max_delivery_attempts: int = Field(default=limits.MAX_DELIVERY_ATTEMPTS, ge=1, le=100)
     llm_chain: tuple[ChainEntry, ...] = DEFAULT_CHAIN
-    llm_attempts_per_entry: int = Field(default=3, ge=1, le=10)
-    llm_stall_s: float = Field(default=20.0, gt=0, le=600)
-    llm_cooldown_s: float = Field(default=60.0, ge=0, le=3600)
-    llm_retry_after_cap_s: float = Field(default=20.0, ge=0, le=600)
-    input_token_budget: int = Field(default=8000, ge=2000, le=1_000_000)
+    llm_attempts_per_entry: int = Field(default=limits.LLM_ATTEMPTS_PER_ENTRY, ge=1, le=10)
+    llm_stall_s: float = Field(default=limits.LLM_STALL_S, gt=0, le=600)
+    llm_cooldown_s: float = Field(default=limits.LLM_COOLDOWN_S, ge=0, le=3600)
+    llm_retry_after_cap_s: float = Field(default=limits.LLM_RETRY_AFTER_CAP_S, ge=0, le=600)
+    input_token_budget: int = Field(default=limits.INPUT_TOKEN_BUDGET, ge=2000, le=1_000_000)
     daily_budget_usd: float | None = Field(default=None, gt=0)
     over_budget: Literal["fail", "cheapest"] = "fail"
     budget_collection: str = Field(default=DEFAULT_BUDGET_COLLECTION, pattern=r"^[A-Za-z0-9_-]{1,100}$")
-    task_retention_days: int = Field(default=30, ge=1, le=3650)
+    task_retention_days: int = Field(default=limits.TASK_RETENTION_DAYS, ge=1, le=3650)
 
     @model_validator(mode="after")
     def _deadline_inside_lease(self) -> WorkerSettings:
-        if self.task_deadline_s >= self.lease_s:
-            raise ValueError(
-                f"ATLAS_TASK_DEADLINE_S ({self.task_deadline_s}) must be shorter than ATLAS_LEASE_S "
-                f"({self.lease_s}), or a running task could lose its lease to a redelivery"
-            )
+        problems = limits.lease_problems(task_deadline_s=self.task_deadline_s, lease_s=self.lease_s)
+        if problems:
+            raise ValueError(problems[0])
         return self
 
 

@@ -28,11 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from atlas import limits
 from atlas.metrics import Distribution, InstanceMetrics, SeriesKey, SeriesValue
 
 log = logging.getLogger("atlas.metrics")
 
-MIN_WRITE_SPACING_S = 5.0  # Cloud Monitoring's limit: one point per series per 5 s
+MIN_WRITE_SPACING_S = limits.MIN_METRICS_INTERVAL_S  # Cloud Monitoring's limit: one point per series per 5 s
 MAX_SERIES_PER_REQUEST = 200  # CreateTimeSeries takes at most 200 series a call
 WRITE_TIMEOUT_S = 5.0
 SHUTDOWN_WAIT_CAP_S = MIN_WRITE_SPACING_S + 0.5
@@ -88,7 +89,7 @@ class MetricsExporter:
         *,
         resource: Resource,
         client_factory: Callable[[], Any],
-        interval_s: float = 10.0,
+        interval_s: float = limits.METRICS_INTERVAL_S,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from google.cloud import firestore
 
+from atlas import limits
 from atlas.brief import CONFIGURE_PROVIDER_HINT, build_brief
 from atlas.budget import DailyBudget
 from atlas.config import ChainEntry
@@ -70,13 +71,19 @@ class PipelineDeps:
     retriever: Retriever
     chain: ProviderChain
     top_k: int
-    lease_s: int
-    task_deadline_s: float = 240.0
-    max_delivery_attempts: int = 5
-    input_token_budget: int = 8000
+    lease_s: int = limits.LEASE_S
+    task_deadline_s: float = limits.TASK_DEADLINE_S
+    max_delivery_attempts: int = limits.MAX_DELIVERY_ATTEMPTS
+    input_token_budget: int = limits.INPUT_TOKEN_BUDGET
     budget: DailyBudget | None = None
     over_budget: str = "fail"  # or "cheapest"
     metrics: TaskMetrics = field(default_factory=TaskMetrics)  # this instance's running totals
+
+    def __post_init__(self) -> None:
+        # The settings refuse these limits too: a test cannot run the pipeline with what no worker runs with.
+        problems = limits.lease_problems(task_deadline_s=self.task_deadline_s, lease_s=self.lease_s)
+        if problems:
+            raise ValueError(problems[0])
 
 
 def new_owner() -> str:

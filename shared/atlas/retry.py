@@ -23,6 +23,8 @@ from enum import StrEnum
 
 import openai
 
+from atlas import limits
+
 CONTEXT_LENGTH_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 
@@ -88,12 +90,12 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts_per_entry: int = 3
+    attempts_per_entry: int = limits.LLM_ATTEMPTS_PER_ENTRY
     base_delay_s: float = 0.5
     max_delay_s: float = 8.0
-    retry_after_cap_s: float = 20.0
-    cooldown_s: float = 60.0
-    stall_s: float = 20.0
+    retry_after_cap_s: float = limits.LLM_RETRY_AFTER_CAP_S
+    cooldown_s: float = limits.LLM_COOLDOWN_S
+    stall_s: float = limits.LLM_STALL_S
 
     def delay(self, attempt: int, failure: Failure, rng: random.Random) -> float:
         """How long to wait before retry number ``attempt`` (1 = the first retry)."""

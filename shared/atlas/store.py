@@ -18,6 +18,7 @@ from google.api_core.exceptions import Conflict
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from atlas import limits
 from atlas.models import TERMINAL_STATUSES, TaskDocument, TaskError, TaskMessage, TaskStatus
 
 DEAD_LETTERED = "dead_lettered"  # the error code of a task Pub/Sub gave up on
@@ -62,7 +63,9 @@ def _held_by_live_lease(data: dict[str, Any], now: datetime) -> bool:
 class TaskStore:
     """Reads and writes task documents; safe to share between threads (the client is)."""
 
-    def __init__(self, client: firestore.Client, collection: str, *, retention_days: int = 30) -> None:
+    def __init__(
+        self, client: firestore.Client, collection: str, *, retention_days: int = limits.TASK_RETENTION_DAYS
+    ) -> None:
         self._client = client
         self._collection = client.collection(collection)
         self._retention = timedelta(days=retention_days)

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from stack import REPO, Process, free_port, stop_process, wait_for_http
+from stack import DEFAULT_MODEL_DIR, REPO, Process, free_port, stop_process, wait_for_http
 from support import TEST_PROJECT
 
 PACKAGER = REPO / "scripts" / "package_functions.py"
-INT8_MODEL = REPO / ".atlas" / "models" / "all-MiniLM-L6-v2-int8"
+INT8_MODEL = DEFAULT_MODEL_DIR
 
 
 def package(out: Path) -> dict:

@@ -47,7 +47,7 @@ class Sources:
 def deps(store, retriever) -> PipelineDeps:
     chain = ProviderChain([ChainEntry(provider="openai", model="gpt-4o-mini")], environ={})
     # Many delivery attempts allowed: the transient error keeps raising, so Pub/Sub's own limit (5) applies.
-    return PipelineDeps(store=store, retriever=retriever, chain=chain, top_k=3, lease_s=60, max_delivery_attempts=50)
+    return PipelineDeps(store=store, retriever=retriever, chain=chain, top_k=3, max_delivery_attempts=50)
 
 
 def event(data: bytes, message_id: str, attributes: dict[str, str] | None = None) -> dict:

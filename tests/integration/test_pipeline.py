@@ -35,7 +35,6 @@ def deps_for(store, knowledge_index, fake_openai):
             retriever=retriever or IndexRetriever(knowledge_index),
             chain=chain,
             top_k=5,
-            lease_s=60,
             **limits,
         )
 

@@ -46,7 +46,7 @@ class NoSources:
 def deps(store):
     # An unconfigured provider: a valid task that slips through degrades at once, with no network.
     chain = ProviderChain([ChainEntry(provider="openai", model="gpt-4o-mini")], environ={})
-    return PipelineDeps(store=store, retriever=NoSources(), chain=chain, top_k=3, lease_s=60)
+    return PipelineDeps(store=store, retriever=NoSources(), chain=chain, top_k=3)
 
 
 def envelope(data: bytes, message_id: str, attributes=None) -> dict:
