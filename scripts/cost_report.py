@@ -24,7 +24,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "shared"))
 
-from atlas.pricing import PriceTable, Usage, default_prices  # noqa: E402
+from atlas.llm.pricing import PriceTable, Usage, default_prices  # noqa: E402
 
 TERMINAL = ("succeeded", "degraded", "failed")
 

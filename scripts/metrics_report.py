@@ -26,7 +26,7 @@ sys.path[:0] = [str(REPO / "shared"), str(REPO / "infra" / "local")]
 
 from metric_points import accepted, ends_by_series, last_points, read_points, scalar, totals  # noqa: E402
 
-from atlas.metrics import Buckets  # noqa: E402
+from atlas.observability.metrics import Buckets  # noqa: E402
 
 
 def over_time(

@@ -5,8 +5,10 @@ Cloud Functions uploads one folder, so ``../shared`` cannot be referenced from a
 assembled instead, at its root:
 
 - ``main.py`` (and anything else) from ``functions/<name>/``;
-- the ``atlas`` package from ``shared/atlas/`` with its data files (prompts, price table, stop words); the
-  worker's copy leaves out ``atlas/retrieval/`` (the index side, which needs qdrant and fastembed);
+- the ``atlas`` package from ``shared/atlas/`` with its data files (prompts, price table, stop words), with
+  only the layers the function imports: the worker leaves out ``retrieval/`` (the index side, which needs
+  Qdrant and fastembed) and ``cli/``; retrieval leaves out ``tasks/``, ``design/``, ``llm/`` and ``cli/``
+  (tests/infra/test_function_bundles.py checks that each ships exactly what its ``main.py`` reaches);
 - ``requirements.txt``: the function's direct pins (``functions/<name>/requirements.txt``, which must agree
   with the root ``requirements.txt``) plus every transitive dependency pinned from ``constraints.txt``, so
   that the build in the cloud installs exactly what was tested;
@@ -80,8 +82,13 @@ class BundleSpec:
 
 
 BUNDLES = {
-    "worker": BundleSpec("worker", REPO / "functions" / "worker", excluded_subpackages=("retrieval",)),
-    "retrieval": BundleSpec("retrieval", REPO / "functions" / "retrieval", with_model=True),
+    "worker": BundleSpec("worker", REPO / "functions" / "worker", excluded_subpackages=("retrieval", "cli")),
+    "retrieval": BundleSpec(
+        "retrieval",
+        REPO / "functions" / "retrieval",
+        excluded_subpackages=("tasks", "design", "llm", "cli"),
+        with_model=True,
+    ),
 }
 
 

@@ -46,7 +46,7 @@ resource "google_project_iam_member" "worker_firestore" {
   member  = google_service_account.worker.member
 }
 
-# Each instance writes its own metric series (atlas.metrics_export); metricWriter can write, not read.
+# Each instance writes its own metric series (atlas.observability.export); metricWriter can write, not read.
 resource "google_project_iam_member" "worker_metrics" {
   project = var.project_id
   role    = "roles/monitoring.metricWriter"

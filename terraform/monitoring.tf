@@ -1,12 +1,12 @@
 # Cloud Monitoring: the custom metric descriptors, the dashboard and the alert policies (docs/metrics.md).
 #
-# The descriptors come from the same catalogue the code writes by (shared/atlas/metrics_catalog.json), so
+# The descriptors come from the same catalogue the code writes by (shared/atlas/observability/metrics_catalog.json), so
 # a metric's kind, type and labels cannot drift between the two; the dashboard and the policies depend on
 # the descriptors, so they are created after them. tests/infra/test_monitoring.py checks that the
 # dashboard and the policies name only metrics and labels that exist.
 
 locals {
-  metrics_catalog = jsondecode(file("${path.module}/../shared/atlas/metrics_catalog.json"))
+  metrics_catalog = jsondecode(file("${path.module}/../shared/atlas/observability/metrics_catalog.json"))
   metric          = { for m in local.metrics_catalog.metrics : m.name => "${local.metrics_catalog.prefix}${m.name}" }
   # Every Atlas series is a generic_task resource: one per instance (task_id is the instance's id).
   atlas_resource = "resource.type=\"generic_task\""

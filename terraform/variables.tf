@@ -345,7 +345,7 @@ variable "task_ttl_field" {
 
   validation {
     condition     = var.task_ttl_field == "expire_at"
-    error_message = "The worker writes the TTL timestamp to expire_at (shared/atlas/store.py); change both together."
+    error_message = "The worker writes the TTL timestamp to expire_at (shared/atlas/tasks/store.py); change both together."
   }
 }
 

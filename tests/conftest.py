@@ -67,7 +67,7 @@ def collection_name() -> str:
 
 @pytest.fixture
 def store(firestore_client, collection_name: str):  # type: ignore[no-untyped-def]
-    from atlas.store import TaskStore
+    from atlas.tasks.store import TaskStore
 
     return TaskStore(firestore_client, collection_name)
 
@@ -97,7 +97,7 @@ def metric_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     during the test are not flushed again when pytest exits (the service is gone by then)."""
     from metric_service import MetricStore, serve
 
-    from atlas import metrics_export
+    from atlas.observability import export as metrics_export
 
     monkeypatch.setattr(metrics_export, "_exporters", [])
     store = MetricStore(tmp_path / "metrics.jsonl")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from atlas import config
 from atlas.errors import AtlasError, ConfigError, InvalidRequestError
 from atlas.instance import once
-from atlas.logs import configure_logging
+from atlas.observability.logs import configure_logging
 from atlas.retrieval.service import IngestRequest, RetrievalService, SearchRequest
 
 SETTINGS = config.load(config.RetrievalSettings)

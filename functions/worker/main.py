@@ -2,14 +2,14 @@
 
 Thin by design: configuration is read once at start (a bad value stops the instance from starting), the
 clients are built once per instance and shared by request threads, and each event is handed to
-``atlas.pipeline.process_event``. Returning acknowledges the message; an exception (a transient error)
+``atlas.tasks.pipeline.process_event``. Returning acknowledges the message; an exception (a transient error)
 makes functions-framework answer 500 so that Pub/Sub redelivers it with backoff.
 
 ``handle_dead_letter`` is a second entry point, fed by a push subscription on the dead-letter topic: it
-records the task of each dead letter as failed (``atlas.dead_letter``) and acknowledges.
+records the task of each dead letter as failed (``atlas.tasks.dead_letter``) and acknowledges.
 
 Every request logs under its trace and execution id, and then writes the instance's metrics if they are
-due (``atlas.metrics_export``: at most once per interval, and once more at shutdown).
+due (``atlas.observability.export``: at most once per interval, and once more at shutdown).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from atlas import config
-from atlas.dead_letter import handle_dead_letter_event
 from atlas.instance import once
-from atlas.logs import configure_logging, log_context, trace_fields
-from atlas.metrics_export import install_shutdown_hooks
-from atlas.pipeline import PipelineDeps, process_event
-from atlas.store import TaskStore
-from atlas.worker import Telemetry, build_deps, build_telemetry
+from atlas.observability.export import install_shutdown_hooks
+from atlas.observability.logs import configure_logging, log_context, trace_fields
+from atlas.tasks.dead_letter import handle_dead_letter_event
+from atlas.tasks.pipeline import PipelineDeps, process_event
+from atlas.tasks.store import TaskStore
+from atlas.tasks.worker import Telemetry, build_deps, build_telemetry
 
 SETTINGS = config.load(config.WorkerSettings)
 configure_logging(SETTINGS.log_level)

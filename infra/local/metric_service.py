@@ -37,7 +37,7 @@ from google.api import metric_pb2
 from google.cloud.monitoring_v3.types import metric_service
 from google.protobuf import empty_pb2, json_format
 
-from atlas.metrics import catalog
+from atlas.observability.metrics import catalog
 
 SERVICE = "google.monitoring.v3.MetricService"
 MIN_SPACING_S = 5.0

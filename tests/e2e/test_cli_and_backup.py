@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from google.cloud import firestore, pubsub_v1
 
-from atlas import cli
-from atlas.retrieval_client import RetrievalClient
+from atlas.cli import app as cli
+from atlas.tasks.retrieval_client import RetrievalClient
 from stack import LocalStack
 from support import TEST_PROJECT
 from support.browser import mermaid_js, rendered_dom

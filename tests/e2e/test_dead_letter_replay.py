@@ -6,7 +6,7 @@ the attempt count, and ``atlas replay-dlq`` after the fix finishes it under the 
 import pytest
 from google.cloud import pubsub_v1
 
-from atlas import cli
+from atlas.cli import app as cli
 from support.running_stack import running_stack
 
 pytestmark = pytest.mark.e2e

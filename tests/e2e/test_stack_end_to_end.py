@@ -11,7 +11,7 @@ import pytest
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud import pubsub_v1
 
-from atlas import cli
+from atlas.cli import app as cli
 from support.running_stack import running_stack
 
 pytestmark = pytest.mark.e2e

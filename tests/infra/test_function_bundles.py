@@ -73,17 +73,34 @@ def test_bundles_have_fixed_times_and_modes_and_fit_the_limit(dist: Path) -> Non
         assert Path(archive.filename).stat().st_size < 100 * 1000 * 1000
 
 
-def test_worker_bundle_layout(dist: Path) -> None:
+def test_worker_bundle_ships_the_task_layers_their_data_and_no_index_side(dist: Path) -> None:
     names = set(_zip(dist, "worker").namelist())
-    assert {"main.py", "requirements.txt", "atlas/__init__.py", "atlas/pipeline.py"} <= names
-    assert any(name.startswith("atlas/prompts/") and name.endswith(".md") for name in names)
-    assert not any(name.startswith(("atlas/retrieval/", "model/")) or "__pycache__" in name for name in names)
+    assert {"main.py", "requirements.txt", "atlas/__init__.py", "atlas/tasks/pipeline.py"} <= names
+    assert {"atlas/llm/prices.json", "atlas/observability/metrics_catalog.json"} <= names
+    assert any(name.startswith("atlas/design/prompts/") and name.endswith(".md") for name in names)
+    assert not any(
+        name.startswith(("atlas/retrieval/", "atlas/cli/", "model/")) or "__pycache__" in name for name in names
+    )
 
 
-def test_retrieval_bundle_carries_the_model(dist: Path) -> None:
+def test_retrieval_bundle_carries_the_model_and_no_task_side(dist: Path) -> None:
     names = set(_zip(dist, "retrieval").namelist())
     assert {"main.py", "requirements.txt", "atlas/retrieval/service.py", "model/model.onnx"} <= names
     assert {"model/tokenizer.json", "model/config.json", "model/tokenizer_config.json"} <= names
+    assert not any(name.startswith(("atlas/tasks/", "atlas/design/", "atlas/llm/", "atlas/cli/")) for name in names)
+
+
+@pytest.mark.parametrize("name", ["worker", "retrieval"])
+def test_each_bundle_ships_exactly_the_atlas_packages_its_main_reaches(dist: Path, name: str) -> None:
+    archive = _zip(dist, name)
+    names = archive.namelist()
+    shipped = {entry.split("/")[1] for entry in names if entry.startswith("atlas/") and entry.count("/") >= 2}
+    reached = {
+        module.split(".")[1]
+        for module in _atlas_modules(archive)
+        if module.count(".") >= 1 and f"atlas/{module.split('.')[1]}/__init__.py" in names
+    }
+    assert shipped == reached, f"the {name} bundle ships {sorted(shipped)} but its main.py reaches {sorted(reached)}"
 
 
 def _module_file(names: set[str], module: str) -> str | None:
@@ -96,8 +113,18 @@ def _module_file(names: set[str], module: str) -> str | None:
 
 def _imports(archive: zipfile.ZipFile) -> set[str]:
     """Third-party top-level modules imported by main.py and every atlas module it reaches (lazy imports too)."""
+    return _walk(archive)[0]
+
+
+def _atlas_modules(archive: zipfile.ZipFile) -> set[str]:
+    """The atlas modules main.py reaches, directly or through other atlas modules (lazy imports too)."""
+    return _walk(archive)[1]
+
+
+def _walk(archive: zipfile.ZipFile) -> tuple[set[str], set[str]]:
     names = set(archive.namelist())
     modules: set[str] = set()
+    atlas_modules: set[str] = set()
     pending, seen = ["main.py"], set()
     while pending:
         filename = pending.pop()
@@ -118,9 +145,10 @@ def _imports(archive: zipfile.ZipFile) -> set[str]:
                         found = _module_file(names, ".".join(parts[:depth]))
                         if found:
                             pending.append(found)
+                            atlas_modules.add(".".join(parts[:depth]))
                 else:
                     modules.add(module.split(".")[0])
-    return modules - set(sys.stdlib_module_names) - {"__future__"}
+    return modules - set(sys.stdlib_module_names) - {"__future__"}, atlas_modules
 
 
 @pytest.mark.parametrize("name", ["worker", "retrieval"])
@@ -248,5 +276,3 @@ def test_built_bundles_serve_a_push_envelope(emulators, unzipped: dict[str, Path
     document = firestore.Client(project=TEST_PROJECT).collection(collection).document("bundle-1").get().to_dict()
     assert document["status"] == "degraded", document  # no LLM key in tests: the retrieval-only brief
     assert any("logging.md" in json.dumps(source) for source in document["sources"])
-
-

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from terraform_reader import TERRAFORM, TerraformConfig
 
-from atlas.metrics import catalog
+from atlas.observability.metrics import catalog
 from stack import REPO
 
 DASHBOARD = REPO / "infra" / "monitoring" / "dashboard.json"

@@ -14,7 +14,10 @@ import pytest
 from google.cloud import pubsub_v1
 
 from atlas.config import ChainEntry
-from atlas.dead_letter import (
+from atlas.errors import RetrievalUnavailableError, TaskBusyError
+from atlas.llm.chain import ProviderChain
+from atlas.models import TaskError, TaskMessage, TaskStatus
+from atlas.tasks.dead_letter import (
     ATTR_DELIVERY_COUNT,
     ATTR_PUBLISH_TIME,
     ATTR_SUBSCRIPTION,
@@ -22,11 +25,8 @@ from atlas.dead_letter import (
     handle_dead_letter_event,
     replay_dead_letters,
 )
-from atlas.errors import RetrievalUnavailableError, TaskBusyError
-from atlas.llm import ProviderChain
-from atlas.models import TaskError, TaskMessage, TaskStatus
-from atlas.pipeline import PipelineDeps, process_event
-from atlas.store import DeadLetterResult, ReopenResult
+from atlas.tasks.pipeline import PipelineDeps, process_event
+from atlas.tasks.store import DeadLetterResult, ReopenResult
 from support import TEST_PROJECT
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ the page, draws the design's diagram as an SVG with no other file and no network
 import pytest
 from fake_openai import design_for
 
-from atlas.html_page import task_page
+from atlas.cli.page import task_page
 from support.browser import mermaid_js, rendered_dom
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ import json
 import functions_framework
 import pytest
 
-from atlas import cli
+from atlas.cli import app as cli
 from stack import REPO
 from support.documents import write_mixed_folder
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def retrieval(model_dir, tmp_path, monkeypatch):
     """The retrieval function's app, and `atlas ingest` pointed at it (the HTTP round trip without a socket)."""
-    import atlas.retrieval_client
+    import atlas.tasks.retrieval_client
 
     for variable in ("ATLAS_QDRANT_URL", "ATLAS_QDRANT_API_KEY", "ATLAS_INDEX_BUCKET"):
         monkeypatch.delenv(variable, raising=False)
@@ -34,7 +34,7 @@ def retrieval(model_dir, tmp_path, monkeypatch):
             assert response.status_code == 200, response.json
             return response.json
 
-    monkeypatch.setattr(atlas.retrieval_client, "RetrievalClient", AppClient)
+    monkeypatch.setattr(atlas.tasks.retrieval_client, "RetrievalClient", AppClient)
     return client
 
 

@@ -5,16 +5,16 @@ import time
 
 import pytest
 
-from atlas.budget import DailyBudget
 from atlas.config import ChainEntry
-from atlas.envelope import PushedMessage
 from atlas.errors import LeaseLostError, LLMUnavailableError, RetrievalUnavailableError
-from atlas.llm import ProviderChain
+from atlas.llm.budget import DailyBudget
+from atlas.llm.chain import ProviderChain
+from atlas.llm.retry import RetryPolicy
 from atlas.models import TaskMessage
-from atlas.partial import PartialWriter
-from atlas.pipeline import Outcome, PipelineDeps, process_event, process_message
-from atlas.retrieval_client import RetrievalClient
-from atlas.retry import RetryPolicy
+from atlas.tasks.envelope import PushedMessage
+from atlas.tasks.pipeline import Outcome, PipelineDeps, process_event, process_message
+from atlas.tasks.progress import PartialWriter
+from atlas.tasks.retrieval_client import RetrievalClient
 from support.retriever import IndexRetriever
 
 PROMPT = b'{"prompt": "Design a logging architecture for microservices"}'

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atlas.config import ChainEntry
-from atlas.envelope import PushedMessage, decode_task
 from atlas.errors import InvalidTaskError
-from atlas.llm import ProviderChain
-from atlas.pipeline import Outcome, PipelineDeps, process_event
+from atlas.llm.chain import ProviderChain
+from atlas.tasks.envelope import PushedMessage, decode_task
+from atlas.tasks.pipeline import Outcome, PipelineDeps, process_event
 
 pytestmark = pytest.mark.integration
 

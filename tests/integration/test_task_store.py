@@ -4,7 +4,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from atlas.models import TaskError, TaskMessage, TaskStatus
-from atlas.store import ClaimResult
+from atlas.tasks.store import ClaimResult
 
 TASK = TaskMessage(prompt="Design a cache")
 

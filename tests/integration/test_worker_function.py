@@ -62,7 +62,7 @@ def test_worker_refuses_to_start_with_bad_configuration(monkeypatch):
 @pytest.fixture
 def log_lines():
     """Every record the root logger formats, as Cloud Logging would read it (one JSON object a line)."""
-    from atlas.logs import CloudLoggingFormatter
+    from atlas.observability.logs import CloudLoggingFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -14,7 +14,7 @@ from google.cloud import firestore
 
 from atlas import cli
 from atlas.config import ChainEntry, chain_to_env
-from atlas.store import TaskStore
+from atlas.tasks.store import TaskStore
 from stack import LocalStack, StackState
 from support import TEST_PROJECT
 

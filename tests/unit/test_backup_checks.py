@@ -2,7 +2,7 @@
 
 import pytest
 
-from atlas.backup import Where, backup, restore
+from atlas.cli.backup import Where, backup, restore
 from atlas.errors import BackupError
 
 

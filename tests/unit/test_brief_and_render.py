@@ -2,9 +2,9 @@ import json
 
 from fake_openai import design_for
 
-from atlas.brief import CONFIGURE_PROVIDER_HINT, build_brief
+from atlas.cli.render import render_task, to_json_line
+from atlas.design.brief import CONFIGURE_PROVIDER_HINT, build_brief
 from atlas.models import Source, TaskMessage
-from atlas.render import render_task, to_json_line
 
 
 def test_brief_lists_sources_and_says_how_to_configure_a_provider():
@@ -42,7 +42,7 @@ def test_render_failed_task_shows_error():
 
 
 def test_streamed_text_is_shown_as_it_grows_and_restarts_when_an_entry_falls_back(capsys):
-    from atlas.cli import _show_partial
+    from atlas.cli.app import _show_partial
 
     shown = ("", "")
     for entry, text in [

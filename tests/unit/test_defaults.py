@@ -14,10 +14,10 @@ import pytest
 
 import stack
 from atlas import config, limits
-from atlas.metrics_export import MetricsExporter
-from atlas.pipeline import PipelineDeps
-from atlas.retry import RetryPolicy
-from atlas.store import TaskStore
+from atlas.llm.retry import RetryPolicy
+from atlas.observability.export import MetricsExporter
+from atlas.tasks.pipeline import PipelineDeps
+from atlas.tasks.store import TaskStore
 from stack import REPO
 
 SETTINGS = config.WorkerSettings.model_fields

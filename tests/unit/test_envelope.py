@@ -2,8 +2,8 @@ import base64
 
 import pytest
 
-from atlas.envelope import MAX_MESSAGE_BYTES, PushedMessage, decode_task
 from atlas.errors import InvalidTaskError
+from atlas.tasks.envelope import MAX_MESSAGE_BYTES, PushedMessage, decode_task
 
 
 def pushed(data: bytes, message_id: str = "m-1") -> PushedMessage:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from atlas import cli
+from atlas.cli import app as cli
 from atlas.errors import DocumentParseError, UnreadableDocumentError, UnsupportedDocumentError
 from atlas.retrieval.chunking import Chunk, chunk_markdown
 from atlas.retrieval.formats import Skipped, find_files, load_document, load_file
@@ -226,11 +226,11 @@ class FakeRetrievalClient:
 
 @pytest.fixture
 def fake_service(monkeypatch):
-    import atlas.retrieval_client
+    import atlas.tasks.retrieval_client
 
     monkeypatch.setattr(FakeRetrievalClient, "ids", {})
     monkeypatch.setattr(FakeRetrievalClient, "batches", [])
-    monkeypatch.setattr(atlas.retrieval_client, "RetrievalClient", FakeRetrievalClient)
+    monkeypatch.setattr(atlas.tasks.retrieval_client, "RetrievalClient", FakeRetrievalClient)
     monkeypatch.setenv("ATLAS_PROJECT", "p")
     return FakeRetrievalClient
 

@@ -10,10 +10,10 @@ import random
 import pytest
 
 from atlas.config import ChainEntry
-from atlas.designer import build_messages, write_design
-from atlas.llm import ChainFailure, Generation, ProviderChain
+from atlas.design.writer import build_messages, write_design
+from atlas.llm.chain import ChainFailure, Generation, ProviderChain
+from atlas.llm.retry import Deadline, RetryPolicy
 from atlas.models import Source, TaskMessage
-from atlas.retry import Deadline, RetryPolicy
 
 TASK = TaskMessage(prompt="Design a logging architecture for microservices", cloud="gcp")
 SOURCES = [

@@ -1,7 +1,7 @@
 import json
 import logging
 
-from atlas.logs import CloudLoggingFormatter, log_context, trace_fields
+from atlas.observability.logs import CloudLoggingFormatter, log_context, trace_fields
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 

@@ -11,9 +11,9 @@ from metric_points import read_points, total
 
 from atlas import config
 from atlas.errors import ConfigError
-from atlas.metrics import InstanceMetrics
-from atlas.metrics_export import MetricsExporter, Resource, monitoring_client
-from atlas.task_metrics import TaskMetrics, seconds_since
+from atlas.observability.export import MetricsExporter, Resource, monitoring_client
+from atlas.observability.metrics import InstanceMetrics
+from atlas.tasks.task_metrics import TaskMetrics, seconds_since
 
 
 class Clock:

@@ -1,8 +1,8 @@
 
 from fake_openai import design_for
 
-from atlas.finetune import finetune_example
-from atlas.html_page import MERMAID_CDN, task_page
+from atlas.cli.export import finetune_example
+from atlas.cli.page import MERMAID_CDN, task_page
 
 SOURCE = {"id": "a", "label": "S1", "title": "Logging", "source": "knowledge/l.md", "text": "t", "score": 1.0}
 
@@ -61,7 +61,7 @@ def test_self_contained_page_carries_mermaid_itself_and_cannot_be_cut_short_by_i
 
 
 def test_show_self_contained_without_a_local_script_says_how_to_get_one(tmp_path, monkeypatch, capsys):
-    from atlas import cli
+    from atlas.cli import app as cli
 
     monkeypatch.setenv("ATLAS_PROJECT", "p")
     monkeypatch.delenv("ATLAS_MERMAID_JS", raising=False)
@@ -75,7 +75,7 @@ def test_show_self_contained_without_a_local_script_says_how_to_get_one(tmp_path
 def test_list_and_export_reject_limits_and_times_that_make_no_sense(capsys):
     import pytest
 
-    from atlas import cli
+    from atlas.cli import app as cli
 
     for argv in (["list", "--limit", "0"], ["export-finetune", "--out", "x", "--since", "last week"]):
         with pytest.raises(SystemExit) as exited:
@@ -86,7 +86,7 @@ def test_list_and_export_reject_limits_and_times_that_make_no_sense(capsys):
 
 
 def test_show_finds_the_mermaid_script_make_setup_fetched_when_run_in_the_repository(tmp_path, monkeypatch):
-    from atlas import cli
+    from atlas.cli import app as cli
 
     monkeypatch.chdir(tmp_path)
     assert cli._mermaid_from_setup() is None  # elsewhere: the page falls back to the CDN

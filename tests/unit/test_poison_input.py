@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atlas.envelope import MAX_MESSAGE_BYTES, DecodedTask, PushedMessage, decode_task
 from atlas.errors import InvalidTaskError
 from atlas.models import MAX_PROMPT_CHARS
+from atlas.tasks.envelope import MAX_MESSAGE_BYTES, DecodedTask, PushedMessage, decode_task
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),

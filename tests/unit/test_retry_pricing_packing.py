@@ -6,10 +6,11 @@ from email.utils import format_datetime
 
 import pytest
 
+from atlas.design.packing import pack_sources
+from atlas.llm.pricing import Price, PriceTable, Usage, default_prices
+from atlas.llm.retry import Cooldowns, Deadline, Failure, FailureKind, RetryPolicy, retry_after
+from atlas.llm.tokens import estimate_tokens
 from atlas.models import Source
-from atlas.packing import estimate_tokens, pack_sources
-from atlas.pricing import Price, PriceTable, Usage, default_prices
-from atlas.retry import Cooldowns, Deadline, Failure, FailureKind, RetryPolicy, retry_after
 
 
 def test_retry_after_reads_milliseconds_seconds_and_http_dates():

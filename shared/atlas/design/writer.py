@@ -1,7 +1,7 @@
 """Writing a cited design: prompt from version-controlled templates, generation, validation.
 
 Sources are labelled S1..Sn in rank order and fenced in ``<source>`` tags as untrusted data. The
-model's answer must parse as a :class:`~atlas.design.Design` and cite only those labels; anything else
+model's answer must parse as a :class:`~atlas.design.schema.Design` and cite only those labels; anything else
 is invalid output: the same entry gets one repair request (``design_repair.md``, with the error), then
 the chain moves to its next entry.
 """
@@ -17,12 +17,13 @@ from string import Template
 from pydantic import ValidationError
 
 from atlas.config import ChainEntry
-from atlas.design import Design
+from atlas.design.packing import Packed, pack_sources
+from atlas.design.schema import Design
 from atlas.errors import InvalidOutputError
-from atlas.llm import Attempt, ChainFailure, Generation, ProviderChain, TextSink, parse_json_object
+from atlas.llm.chain import Attempt, ChainFailure, Generation, ProviderChain, TextSink, parse_json_object
+from atlas.llm.retry import Deadline
+from atlas.llm.tokens import estimate_message_tokens
 from atlas.models import Source, TaskMessage
-from atlas.packing import Packed, estimate_message_tokens, pack_sources
-from atlas.retry import Deadline
 
 SCHEMA_NAME = "architecture_design"
 
@@ -34,7 +35,7 @@ def source_label(rank: int) -> str:
 
 @cache
 def _template(name: str) -> Template:
-    return Template(resources.files("atlas.prompts").joinpath(name).read_text(encoding="utf-8"))
+    return Template(resources.files("atlas.design.prompts").joinpath(name).read_text(encoding="utf-8"))
 
 
 @cache

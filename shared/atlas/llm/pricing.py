@@ -81,6 +81,6 @@ class PriceTable:
 
 @cache
 def default_prices() -> PriceTable:
-    """The table shipped with the package (``atlas/prices.json``)."""
-    text = resources.files("atlas").joinpath("prices.json").read_text(encoding="utf-8")
+    """The table shipped with the package (``atlas/llm/prices.json``)."""
+    text = resources.files("atlas.llm").joinpath("prices.json").read_text(encoding="utf-8")
     return PriceTable.from_json(json.loads(text))

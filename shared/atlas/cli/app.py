@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from atlas import config
+from atlas.cli.render import render_task, to_json_line
 from atlas.errors import AtlasError, ConfigError
 from atlas.models import TaskMessage, TaskStatus
-from atlas.render import render_task, to_json_line
 
 if TYPE_CHECKING:  # the retrieval side is imported by `atlas ingest` alone
     from atlas.retrieval.formats import Skipped
@@ -40,7 +40,7 @@ INGEST_BATCH = 8
 def _store(settings: config.CliSettings) -> Any:
     from google.cloud import firestore
 
-    from atlas.store import TaskStore
+    from atlas.tasks.store import TaskStore
 
     return TaskStore(firestore.Client(project=settings.project), settings.tasks_collection)
 
@@ -105,7 +105,7 @@ def cmd_show(args: argparse.Namespace, settings: config.CliSettings) -> int:
 
 
 def write_page(document: dict[str, Any], path: Path, mermaid_js: Path | None, *, inline: bool = False) -> None:
-    from atlas.html_page import task_page
+    from atlas.cli.page import task_page
 
     if mermaid_js is not None and not mermaid_js.is_file():
         print(f"atlas: no Mermaid script at {mermaid_js}; the page will load it from a CDN", file=sys.stderr)
@@ -194,7 +194,7 @@ def _exit_code(document: dict[str, Any]) -> int:
 
 def cmd_ingest(args: argparse.Namespace, settings: config.CliSettings) -> int:
     from atlas.retrieval.formats import Skipped, empty_reason, find_files, load_file
-    from atlas.retrieval_client import RetrievalClient
+    from atlas.tasks.retrieval_client import RetrievalClient
 
     files, skipped = find_files(args.paths)
     for skip in skipped:
@@ -252,7 +252,7 @@ def _skip_line(skip: Skipped) -> str:
 def cmd_replay_dlq(args: argparse.Namespace, settings: config.CliSettings) -> int:
     from google.cloud import pubsub_v1
 
-    from atlas.dead_letter import replay_dead_letters
+    from atlas.tasks.dead_letter import replay_dead_letters
 
     subscriber = pubsub_v1.SubscriberClient()
     publisher = pubsub_v1.PublisherClient()
@@ -301,7 +301,7 @@ def cmd_list(args: argparse.Namespace, settings: config.CliSettings) -> int:
 
 
 def cmd_export_finetune(args: argparse.Namespace, settings: config.CliSettings) -> int:
-    from atlas.finetune import write_examples
+    from atlas.cli.export import write_examples
 
     documents = _store(settings).recent(status=TaskStatus.SUCCEEDED.value, limit=args.limit, since=args.since)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -316,7 +316,7 @@ def cmd_export_finetune(args: argparse.Namespace, settings: config.CliSettings) 
 def _where(args: argparse.Namespace, settings: config.CliSettings) -> Any:
     import os
 
-    from atlas.backup import Where
+    from atlas.cli.backup import Where
 
     key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
     return Where(
@@ -331,7 +331,7 @@ def _where(args: argparse.Namespace, settings: config.CliSettings) -> Any:
 
 
 def cmd_backup(args: argparse.Namespace, settings: config.CliSettings) -> int:
-    from atlas.backup import backup
+    from atlas.cli.backup import backup
 
     manifest = backup(args.folder, _where(args, settings), qdrant=not args.skip_index)
     what = "Firestore" if args.skip_index else "Firestore and the index"
@@ -341,7 +341,7 @@ def cmd_backup(args: argparse.Namespace, settings: config.CliSettings) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, settings: config.CliSettings) -> int:
-    from atlas.backup import restore
+    from atlas.cli.backup import restore
 
     done = restore(args.folder, _where(args, settings), firestore=not args.skip_firestore, qdrant=not args.skip_index)
     print(f"restored {', '.join(done) or 'nothing'} from {args.folder}", file=sys.stderr)

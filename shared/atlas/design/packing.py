@@ -1,31 +1,17 @@
-"""The context budget: estimate tokens conservatively, deduplicate sources and pack them into a budget.
+"""The context budget: deduplicate retrieved sources and pack them, in rank order, into the input budget.
 
-tiktoken cannot download its tables here (and other providers tokenize differently anyway), so token
-counts are estimated from UTF-8 bytes: one token per three bytes. Real tokenizers average about four
-characters of English per token, so the estimate runs high by about a third, which is the safe side for
-a budget: a prompt packed to N estimated tokens is well under N real ones.
+Tokens are the conservative estimates of :mod:`atlas.llm.tokens` (about a third above the real count).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from atlas.llm.tokens import BYTES_PER_TOKEN, estimate_tokens
 from atlas.models import Source
 
-BYTES_PER_TOKEN = 3
-MESSAGE_OVERHEAD_TOKENS = 4  # role and separators of one chat message
 MIN_TRUNCATED_TOKENS = 150  # below this, a cut-down source is not worth its citation
-
-
-def estimate_tokens(text: str) -> int:
-    """A conservative token count for ``text`` (rounds up; never below the real count for English)."""
-    return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
-
-
-def estimate_message_tokens(messages: Iterable[dict[str, str]]) -> int:
-    return sum(estimate_tokens(m.get("content", "")) + MESSAGE_OVERHEAD_TOKENS for m in messages)
 
 
 @dataclass(frozen=True)

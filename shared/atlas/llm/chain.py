@@ -1,7 +1,7 @@
 """The LLM provider chain: each entry of ``ATLAS_LLM_CHAIN`` tried in order, with one retry loop.
 
 For each entry the chain streams a structured (JSON-schema) answer and lets the caller's ``parse``
-validate it. What happens after a failure is decided by :mod:`atlas.retry` (retry the entry with
+validate it. What happens after a failure is decided by :mod:`atlas.llm.retry` (retry the entry with
 backoff, or move to the next one, putting the failed entry in cooldown); a stream that breaks or stalls
 moves to the next entry, and ``on_text`` is reset so partial output of two entries is never mixed.
 Invalid output gets one repair attempt on the same entry, then the next entry.
@@ -26,11 +26,11 @@ import openai
 
 from atlas.config import ChainEntry
 from atlas.errors import InvalidOutputError, StreamBroken
-from atlas.packing import estimate_message_tokens, estimate_tokens
-from atlas.pricing import PriceTable, Usage, default_prices
-from atlas.providers import Clients, entry_is_configured
-from atlas.retry import Cooldowns, Deadline, Failure, FailureKind, RetryPolicy, classify
-from atlas.streaming import Completion, stream_completion
+from atlas.llm.pricing import PriceTable, Usage, default_prices
+from atlas.llm.providers import Clients, entry_is_configured
+from atlas.llm.retry import Cooldowns, Deadline, Failure, FailureKind, RetryPolicy, classify
+from atlas.llm.streaming import Completion, stream_completion
+from atlas.llm.tokens import estimate_message_tokens, estimate_tokens
 
 T = TypeVar("T")
 

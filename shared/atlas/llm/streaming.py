@@ -18,7 +18,7 @@ import openai
 
 from atlas.config import ChainEntry
 from atlas.errors import StreamBroken
-from atlas.pricing import Usage
+from atlas.llm.pricing import Usage
 
 CONNECT_TIMEOUT_S = 10.0
 

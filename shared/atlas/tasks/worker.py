@@ -7,18 +7,18 @@ from dataclasses import dataclass
 
 from google.cloud import firestore
 
-from atlas.budget import DailyBudget
 from atlas.config import WorkerSettings
-from atlas.llm import ProviderChain
-from atlas.metrics import InstanceMetrics
-from atlas.metrics_export import MetricsExporter, Resource, flush_on_shutdown, instance_id, monitoring_client
-from atlas.pipeline import PipelineDeps
-from atlas.retrieval_client import RetrievalClient
-from atlas.retry import RetryPolicy
-from atlas.store import TaskStore
-from atlas.task_metrics import TaskMetrics
+from atlas.llm.budget import DailyBudget
+from atlas.llm.chain import ProviderChain
+from atlas.llm.retry import RetryPolicy
+from atlas.observability.export import MetricsExporter, Resource, flush_on_shutdown, instance_id, monitoring_client
+from atlas.observability.metrics import InstanceMetrics
+from atlas.tasks.pipeline import PipelineDeps
+from atlas.tasks.retrieval_client import RetrievalClient
+from atlas.tasks.store import TaskStore
+from atlas.tasks.task_metrics import TaskMetrics
 
-log = logging.getLogger("atlas.worker")
+log = logging.getLogger("atlas.tasks.worker")
 
 
 def build_chain(settings: WorkerSettings) -> ProviderChain:

@@ -3,7 +3,7 @@
 ``process_message`` returns normally when the message should be acknowledged (the task finished, was
 rejected as invalid, or was a duplicate) and raises a :class:`~atlas.errors.TransientError` when Pub/Sub
 should redeliver it later. The Cloud Function adapter only turns the CloudEvent into a
-:class:`~atlas.envelope.PushedMessage` and calls this.
+:class:`~atlas.tasks.envelope.PushedMessage` and calls this.
 """
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ from typing import Any, Protocol
 from google.cloud import firestore
 
 from atlas import limits
-from atlas.brief import CONFIGURE_PROVIDER_HINT, build_brief
-from atlas.budget import DailyBudget
 from atlas.config import ChainEntry
-from atlas.designer import fit_sources, write_design
-from atlas.envelope import MAX_MESSAGE_BYTES, PushedMessage, decode_task
+from atlas.design.brief import CONFIGURE_PROVIDER_HINT, build_brief
+from atlas.design.writer import fit_sources, write_design
 from atlas.errors import (
     AtlasError,
     BudgetExhaustedError,
@@ -37,15 +35,17 @@ from atlas.errors import (
     TaskBusyError,
     TransientError,
 )
-from atlas.llm import Attempt, ChainFailure, Generation, ProviderChain
-from atlas.logs import log_context
+from atlas.llm.budget import DailyBudget
+from atlas.llm.chain import Attempt, ChainFailure, Generation, ProviderChain
+from atlas.llm.retry import Deadline
 from atlas.models import Source, TaskError, TaskMessage, TaskStatus
-from atlas.partial import PartialWriter
-from atlas.retry import Deadline
-from atlas.store import ClaimResult, TaskStore
-from atlas.task_metrics import TaskMetrics
+from atlas.observability.logs import log_context
+from atlas.tasks.envelope import MAX_MESSAGE_BYTES, PushedMessage, decode_task
+from atlas.tasks.progress import PartialWriter
+from atlas.tasks.store import ClaimResult, TaskStore
+from atlas.tasks.task_metrics import TaskMetrics
 
-log = logging.getLogger("atlas.pipeline")
+log = logging.getLogger("atlas.tasks.pipeline")
 
 RAW_EXCERPT_CHARS = 200
 

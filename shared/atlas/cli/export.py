@@ -1,7 +1,7 @@
 """Finished tasks as fine-tuning examples (OpenAI chat format, one JSON object a line).
 
 Each example is exactly what the model was asked (the system prompt, and the user prompt with the task
-and its packed sources, rebuilt by :func:`atlas.designer.build_messages` from what the task document
+and its packed sources, rebuilt by :func:`atlas.design.writer.build_messages` from what the task document
 stored) and the design it answered, so a model tuned on them learns Atlas's own task: a cited design
 in the schema. Only ``succeeded`` tasks with a design are exported; degraded briefs are not designs.
 """
@@ -14,8 +14,8 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from atlas.design import Design
-from atlas.designer import build_messages
+from atlas.design.schema import Design
+from atlas.design.writer import build_messages
 from atlas.models import Source, TaskMessage
 
 

@@ -72,7 +72,7 @@ class Clients:
                     api_key=self._api_key(entry),
                     base_url=entry.base_url or DEFAULT_BASE_URL.get(entry.provider),
                     timeout=entry.timeout_s,
-                    max_retries=0,  # one retry loop only: ours (atlas.retry)
+                    max_retries=0,  # one retry loop only: ours (atlas.llm.retry)
                 )
                 self._clients[entry] = client
             return client

@@ -24,13 +24,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from atlas.envelope import PushedMessage, message_object
 from atlas.errors import InvalidTaskError, TaskBusyError
 from atlas.models import TASK_ID_PATTERN, TaskMessage, TaskStatus
-from atlas.store import DEAD_LETTERED, DeadLetterResult, ReopenResult, TaskStore
-from atlas.task_metrics import TaskMetrics
+from atlas.tasks.envelope import PushedMessage, message_object
+from atlas.tasks.store import DEAD_LETTERED, DeadLetterResult, ReopenResult, TaskStore
+from atlas.tasks.task_metrics import TaskMetrics
 
-log = logging.getLogger("atlas.dead_letter")
+log = logging.getLogger("atlas.tasks.dead_letter")
 
 ATTR_PREFIX = "CloudPubSubDeadLetterSource"
 ATTR_DELIVERY_COUNT = f"{ATTR_PREFIX}DeliveryCount"

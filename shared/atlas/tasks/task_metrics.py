@@ -1,7 +1,7 @@
 """What the pipeline records about a task, in the vocabulary of ``metrics_catalog.json``.
 
 The pipeline and the dead-letter handler call these methods; the values go to the instance's running
-totals (:class:`~atlas.metrics.InstanceMetrics`), which :mod:`atlas.metrics_export` writes to Cloud
+totals (:class:`~atlas.observability.metrics.InstanceMetrics`), which :mod:`atlas.observability.export` writes to Cloud
 Monitoring. Nothing here talks to the network, so every call is cheap and safe on the request path.
 """
 
@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from atlas.metrics import InstanceMetrics, entry_labels
+from atlas.observability.metrics import InstanceMetrics, entry_labels
 
 if TYPE_CHECKING:
-    from atlas.llm import Attempt, Fallback
+    from atlas.llm.chain import Attempt, Fallback
 
 
 class TaskMetrics:

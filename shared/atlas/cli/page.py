@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from atlas.render import design_sections, source_line
+from atlas.cli.render import design_sections, source_line
 
 _SCRIPT_END = re.compile(r"</(script)", re.IGNORECASE)
 MERMAID_CDN = "https://cdn.jsdelivr.net/npm/mermaid@12/dist/mermaid.min.js"

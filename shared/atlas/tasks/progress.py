@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from atlas.errors import LeaseLostError
-from atlas.store import TaskStore
+from atlas.tasks.store import TaskStore
 
 WRITE_INTERVAL_S = 1.0
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from atlas import limits
-from atlas.metrics import Distribution, InstanceMetrics, SeriesKey, SeriesValue
+from atlas.observability.metrics import Distribution, InstanceMetrics, SeriesKey, SeriesValue
 
-log = logging.getLogger("atlas.metrics")
+log = logging.getLogger("atlas.observability.metrics")
 
 MIN_WRITE_SPACING_S = limits.MIN_METRICS_INTERVAL_S  # Cloud Monitoring's limit: one point per series per 5 s
 MAX_SERIES_PER_REQUEST = 200  # CreateTimeSeries takes at most 200 series a call

@@ -1,7 +1,7 @@
 """Running totals of one instance: cumulative counters, distributions and gauges, aggregated in memory.
 
 Cloud Monitoring takes at most one point per time series every 5 seconds, so an instance never writes a
-point per event: it adds each event to a running total here, and :mod:`atlas.metrics_export` writes the
+point per event: it adds each event to a running total here, and :mod:`atlas.observability.export` writes the
 totals that changed, at most once per interval. A write that is skipped or fails loses nothing, because
 the next one carries the running total. Which metrics exist, their kinds, labels and buckets come from
 ``metrics_catalog.json`` (Terraform creates the descriptors from the same file).
@@ -71,7 +71,9 @@ class Catalog:
 @cache
 def catalog() -> Catalog:
     """The metrics Atlas writes (``metrics_catalog.json``, shipped inside the package)."""
-    raw = json.loads(resources.files("atlas").joinpath("metrics_catalog.json").read_text(encoding="utf-8"))
+    raw = json.loads(
+        resources.files("atlas.observability").joinpath("metrics_catalog.json").read_text(encoding="utf-8")
+    )
     metrics = {
         m["name"]: MetricSpec(
             name=m["name"],
