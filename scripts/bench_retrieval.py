@@ -6,7 +6,9 @@
 DIR holds ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/SPLIT.tsv``. The corpus goes through the
 production path (``RetrievalService.ingest``: chunking, embedding, BM25, upserts into a fresh Qdrant
 Qdrant Edge shard), each judged query is ranked in hybrid, dense and BM25 mode (a document ranks by its best chunk),
-and the query latency is measured through ``RetrievalService.search`` (top 10, cache off). The bare
+hybrid both with the reranking stage (as configured, ``ATLAS_RERANK``) and without it (the engine's order), and
+``selected_*`` says what a search of top 10 keeps after the stage's cut. The query latency is measured through
+``RetrievalService.search`` (top 10, cache off), with and without the stage, alternating per query. The bare
 embedding rate is the same model embedding the same chunk texts, in the same batches, without the rest
 (on an evenly spaced sample of ``--embed-sample`` chunks, converted to documents per second with the
 corpus's chunks per document; 0 embeds them all).
@@ -16,8 +18,8 @@ corpus words; dense vectors mixed from the corpus's own vectors, since embedding
 model hours), lets the engine optimize (HNSW), and measures hybrid latency of the index alone (query vectors
 given) and through ``RetrievalService.search`` (query embedding included), build and optimize times and
 resident memory. The last line printed is one JSON object with every number; its ``scale`` list has one
-entry per size: ``chunks, index_p50_ms, index_p95_ms, service_p50_ms, service_p95_ms, build_s, optimize_s,
-rss_mb``.
+entry per size: ``chunks, index_p50_ms, index_p95_ms, service_p50_ms, service_p95_ms,
+service_no_rerank_p50_ms, service_no_rerank_p95_ms, build_s, optimize_s, rss_mb``.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ DEFAULT_MODEL_DIR = REPO / ".atlas" / "models" / "all-MiniLM-L6-v2-int8"
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    corpus = _read_jsonl(args.data / "corpus.jsonl")
+    corpus = _read_jsonl(args.data / "corpus.jsonl")[: args.corpus_limit or None]
     queries = {str(q["_id"]): str(q["text"]) for q in _read_jsonl(args.data / "queries.jsonl")}
     qrels = _read_qrels(args.data / "qrels" / f"{args.split}.tsv")
     judged = [qid for qid in qrels if qid in queries][: args.max_queries or None]
@@ -100,24 +102,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             result[f"{prefix}ndcg_at_10"] = round(ndcg, 4)
             result[f"{prefix}recall_at_100"] = round(recall, 4)
             print(f"{mode:>6}: nDCG@10 {ndcg:.4f}  recall@100 {recall:.4f}")
-        configured = index.ranking
+        configured, reranker = index.ranking, index.reranker
+        index.reranker = None  # the engine alone
         for fusion in ("rrf", "dbsf"):  # both fusions on the same index, for choosing the default
             index.ranking = dataclasses.replace(configured, fusion=fusion)
             ndcg, _ = _evaluate(index, "hybrid", [(queries[q], qrels[q]) for q in judged])
             result[f"{fusion}_ndcg_at_10"] = round(ndcg, 4)
-            print(f"hybrid with {fusion}: nDCG@10 {ndcg:.4f}")
-        index.ranking = configured
-        latencies = [_timed_search(service, queries[q]) for q in judged]
+            print(f"hybrid with {fusion} (no reranking): nDCG@10 {ndcg:.4f}")
+        index.ranking, index.reranker = configured, reranker
+        if reranker is not None:
+            selected = [_selected(service, queries[q], qrels[q]) for q in judged]
+            result["selected_ndcg_at_10"] = round(statistics.fmean(n for n, _ in selected), 4)
+            result["selected_mean_sources"] = round(statistics.fmean(k for _, k in selected), 2)
+            print(
+                f"search top 10 after the cut: nDCG@10 {result['selected_ndcg_at_10']}, "
+                f"{result['selected_mean_sources']} chunks a query"
+            )
+        latencies, without = _timed_searches(service, [queries[q] for q in judged])
         result.update(
             query_p50_ms=round(_percentile(latencies, 50), 2),
             query_p95_ms=round(_percentile(latencies, 95), 2),
+            query_no_rerank_p50_ms=round(_percentile(without, 50), 2),
+            query_no_rerank_p95_ms=round(_percentile(without, 95), 2),
             documents=len(documents),
             chunks=chunks,
             ingest_docs_per_s=round(len(documents) / ingest_s, 2),
             embed_docs_per_s=round(len(documents) / embed_s, 2),
             ingest_over_embed=round(embed_s / ingest_s, 3),
         )
-        print(f"query (top 10, through the service) p50 {result['query_p50_ms']} ms, p95 {result['query_p95_ms']} ms")
+        print(
+            f"query (top 10, through the service) p50 {result['query_p50_ms']} ms, p95 {result['query_p95_ms']} ms; "
+            f"without reranking p50 {result['query_no_rerank_p50_ms']} ms, p95 {result['query_no_rerank_p95_ms']} ms"
+        )
         if args.scale:
             result["scale"] = _scale(service, index, args.scale, corpus, [queries[q] for q in judged])
         result["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -149,6 +165,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--chunk-overlap-chars", type=int, default=RetrievalSettings.model_fields["chunk_overlap_chars"].default
     )
     parser.add_argument("--max-queries", type=int, default=0, help="only the first N judged queries (0: all)")
+    parser.add_argument(
+        "--corpus-limit",
+        type=int,
+        default=0,
+        help="ingest only the first N documents (0: all); for --scale runs, whose quality lines then mean nothing",
+    )
     parser.add_argument("--embed-sample", type=int, default=1500, help="chunks timed for the bare rate (0: all)")
     return parser.parse_args(argv)
 
@@ -211,6 +233,33 @@ def _timed_search(service: RetrievalService, query: str) -> float:
     started = time.perf_counter()
     service.search(SearchRequest(query=query, top_k=10))
     return (time.perf_counter() - started) * 1000
+
+
+def _timed_searches(service: RetrievalService, queries: list[str]) -> tuple[list[float], list[float]]:
+    """Search latencies as configured and with the reranking stage off, alternating which goes first, so
+    that both see the same machine (others share it)."""
+    index = service.index()
+    reranker = index.reranker
+    configured: list[float] = []
+    without: list[float] = []
+    try:
+        for n, query in enumerate(queries):
+            for turn in (0, 1) if n % 2 else (1, 0):
+                index.reranker = reranker if turn == 0 else None
+                (configured if turn == 0 else without).append(_timed_search(service, query))
+    finally:
+        index.reranker = reranker
+    return configured, without
+
+
+def _selected(service: RetrievalService, query: str, relevant: dict[str, int]) -> tuple[float, int]:
+    """nDCG@10 of the documents a top-10 search returns after the stage's cut, and how many chunks it kept."""
+    hits = service.search(SearchRequest(query=query, top_k=10))["results"]
+    ranked: list[str] = []
+    for hit in hits:
+        if hit["source"] not in ranked:
+            ranked.append(hit["source"])
+    return _ndcg(ranked, relevant), len(hits)
 
 
 def _percentile(values: list[float], percent: float) -> float:
@@ -280,13 +329,15 @@ def _scale(
             started = time.perf_counter()
             backend.query(query, with_payload=True)
             index_ms.append((time.perf_counter() - started) * 1000)
-        service_ms = [_timed_search(service, q) for q in queries]
+        service_ms, without_ms = _timed_searches(service, queries)
         line: dict[str, object] = {
             "chunks": index.count(),
             "index_p50_ms": round(_percentile(index_ms, 50), 2),
             "index_p95_ms": round(_percentile(index_ms, 95), 2),
             "service_p50_ms": round(_percentile(service_ms, 50), 2),
             "service_p95_ms": round(_percentile(service_ms, 95), 2),
+            "service_no_rerank_p50_ms": round(_percentile(without_ms, 50), 2),
+            "service_no_rerank_p95_ms": round(_percentile(without_ms, 95), 2),
             "build_s": round(build_s, 1),
             "optimize_s": round(optimize_s, 1),
             "rss_mb": round(_rss_mb(), 1),
