@@ -3,7 +3,7 @@
 
 Every LLM attempt is recorded on its task (``llm_attempts``: entry, outcome, usage, cost), so the bill can
 be taken apart after the fact: cost per task (p50, p95, max), by model, by token kind (fresh input, cached
-input, output, priced from ``atlas/prices.json``), and what failed attempts cost (retries, broken streams).
+input, output, priced from ``atlas/llm/prices.json``), and what failed attempts cost (retries, broken streams).
 It reads the collection the ``atlas`` CLI reads (``ATLAS_PROJECT``, ``ATLAS_TASKS_COLLECTION``, the
 emulator when ``FIRESTORE_EMULATOR_HOST`` is set) and prints one JSON object::
 
@@ -25,20 +25,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "shared"))
 
 from atlas.llm.pricing import PriceTable, Usage, default_prices  # noqa: E402
-
-TERMINAL = ("succeeded", "degraded", "failed")
-
-
-def _usage(attempt: dict[str, Any]) -> Usage:
-    raw = attempt.get("usage") or {}
-    return Usage(
-        int(raw.get("input_tokens", 0)), int(raw.get("cached_input_tokens", 0)), int(raw.get("output_tokens", 0))
-    )
+from atlas.tasks.document import AttemptRecord, TaskDocument  # noqa: E402
 
 
-def split_by_kind(attempt: dict[str, Any], prices: PriceTable) -> dict[str, float]:
+def _usage(attempt: AttemptRecord) -> Usage:
+    return Usage(**attempt.usage.model_dump())
+
+
+def split_by_kind(attempt: AttemptRecord, prices: PriceTable) -> dict[str, float]:
     """An attempt's cost as fresh input, cached input and output (USD)."""
-    provider, _, model = str(attempt.get("entry", "")).partition("/")
+    provider, _, model = attempt.entry.partition("/")
     price = prices.price_for(provider, model)
     if price is None:
         return {"input": 0.0, "cached_input": 0.0, "output": 0.0}
@@ -59,7 +55,7 @@ def _quantile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
 
 
-def cost_report(documents: Iterable[dict[str, Any]], prices: PriceTable | None = None) -> dict[str, Any]:
+def cost_report(documents: Iterable[TaskDocument], prices: PriceTable | None = None) -> dict[str, Any]:
     prices = prices or default_prices()
     per_task: list[float] = []
     by_status: dict[str, float] = defaultdict(float)
@@ -68,24 +64,22 @@ def cost_report(documents: Iterable[dict[str, Any]], prices: PriceTable | None =
     tokens: dict[str, int] = defaultdict(int)
     wasted, attempts, failed_attempts, tasks = 0.0, 0, 0, 0
     for document in documents:
-        status = document.get("status")
-        if status not in TERMINAL:
+        if not document.is_terminal:
             continue
         tasks += 1
-        cost = float(document.get("cost_usd") or 0.0)
+        cost = document.cost_usd or 0.0
         per_task.append(cost)
-        by_status[status] += cost
-        for attempt in document.get("llm_attempts") or []:
+        by_status[document.status.value] += cost
+        for attempt in document.llm_attempts:
             attempts += 1
-            attempt_cost = float(attempt.get("cost_usd") or 0.0)
-            by_model[str(attempt.get("entry", ""))] += attempt_cost
+            by_model[attempt.entry] += attempt.cost_usd
             for kind, value in split_by_kind(attempt, prices).items():
                 by_kind[kind] += value
             for kind, value in _usage(attempt).as_dict().items():
                 tokens[kind] += value
-            if attempt.get("outcome") != "ok":
+            if attempt.outcome != "ok":
                 failed_attempts += 1
-                wasted += attempt_cost
+                wasted += attempt.cost_usd
     total = sum(per_task)
     return {
         "tasks": tasks,
@@ -123,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     from google.cloud import firestore
 
     from atlas import config
+    from atlas.tasks.store import TaskStore
 
     settings = config.load(config.CliSettings)
-    collection = firestore.Client(project=settings.project).collection(settings.tasks_collection)
-    query = collection.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(args.limit)
-    report = cost_report(snapshot.to_dict() or {} for snapshot in query.stream())
+    store = TaskStore(firestore.Client(project=settings.project), settings.tasks_collection)
+    report = cost_report(store.recent(limit=args.limit))
     print(json.dumps(report))
     return 0
 

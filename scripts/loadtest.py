@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ sys.path[:0] = [str(REPO / "shared"), str(REPO / "infra" / "local")]
 from fake_openai import FakeOpenAI  # noqa: E402
 from metric_points import read_points  # noqa: E402
 
+from atlas.tasks.document import TaskDocument  # noqa: E402
 from stack import DEFAULT_STATE_DIR, LocalStack, Process, StackState, _load_state  # noqa: E402
 
 TERMINAL = {"succeeded", "degraded", "failed"}
@@ -257,18 +258,19 @@ def run_load(
 
     client = firestore.Client(project=state.project)
     wanted = set(tasks)
-    done: dict[str, dict[str, Any]] = {}
+    done: dict[str, TaskDocument] = {}
     injected: dict[str, Any] = {}
     outage: threading.Thread | None = None
     deadline = time.monotonic() + args.timeout
     last_report = 0.0
     while time.monotonic() < deadline and len(done) < len(tasks):
         try:
-            fields = ["status", "finished_at", "usage", "cost_usd"]
+            fields = ["task_id", "status", "finished_at", "usage", "cost_usd", "error"]
             for snapshot in client.collection(collection).select(fields).stream(timeout=30):
-                data = snapshot.to_dict() or {}
-                if snapshot.id in wanted and data.get("status") in TERMINAL and snapshot.id not in done:
-                    done[snapshot.id] = data
+                if snapshot.id in wanted and snapshot.id not in done:
+                    document = TaskDocument.parse(snapshot.to_dict() or {})
+                    if document.is_terminal:
+                        done[snapshot.id] = document
         except Exception as exc:  # Firestore paused or restarting: try again
             log(f"polling Firestore failed ({type(exc).__name__}); retrying")
         if (
@@ -287,7 +289,7 @@ def run_load(
             outage.start()
         if time.monotonic() - last_report > 5:
             last_report = time.monotonic()
-            counts = Counter(d["status"] for d in done.values())
+            counts = Counter(d.status.value for d in done.values())
             log(f"{len(done)}/{len(tasks)} terminal {dict(counts)}")
         time.sleep(0.5)
     elapsed = time.time() - started
@@ -295,9 +297,9 @@ def run_load(
         outage.join()
 
     latencies = []
-    for task, data in done.items():
-        finished = data.get("finished_at")
-        if isinstance(finished, datetime):
+    for task, document in done.items():
+        finished = document.finished_at
+        if finished is not None:
             latencies.append(finished.replace(tzinfo=finished.tzinfo or UTC).timestamp() - published_at[task])
     generations: Counter[str] = Counter()
     for request in fake.completions():
@@ -307,7 +309,7 @@ def run_load(
         found = MARKER.search(text)
         if found and found.group(1) in wanted:
             generations[found.group(1)] += 1
-    counts = Counter(d["status"] for d in done.values())
+    counts = Counter(d.status.value for d in done.values())
     last_finish = max(latencies, default=elapsed)
     result = {
         "tasks": len(tasks),
@@ -328,20 +330,15 @@ def run_load(
         **injected,
         "restarts": dict(stack.restarts) if stack is not None else {},
         "failed_codes": dict(
-            Counter(str(_error_code(client, collection, t)) for t, d in done.items() if d["status"] == "failed")
+            Counter(str(d.error.code if d.error else None) for d in done.values() if d.status == "failed")
         ),
     }
     usage: Counter[str] = Counter()
-    for data in done.values():
-        usage.update({k: int(v) for k, v in (data.get("usage") or {}).items()})
+    for document in done.values():
+        usage.update(document.usage.model_dump())
     result["_usage"] = dict(usage)  # compared with the metrics once the stack has stopped
-    result["_cost_usd"] = sum(float(d.get("cost_usd") or 0.0) for d in done.values())
+    result["_cost_usd"] = sum(d.cost_usd or 0.0 for d in done.values())
     return result
-
-
-def _error_code(client: Any, collection: str, task_id: str) -> str | None:
-    data = client.collection(collection).document(task_id).get().to_dict() or {}
-    return (data.get("error") or {}).get("code")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The contracts between the parts: the task message, the task document, retrieved sources.
 
 The task message is what a user publishes to Pub/Sub; unknown fields are an error, never ignored.
-The task document is what the worker keeps in ``tasks/{task_id}``; :class:`TaskDocument` reads it back
-for the CLI and the tests.
+The task document the worker keeps in ``tasks/{task_id}`` has its one typed model in
+:mod:`atlas.tasks.document`, built from the parts here (statuses, sources, errors, the lease).
 """
 
 from __future__ import annotations
@@ -95,30 +95,3 @@ class TaskError(BaseModel):
 class Lease(BaseModel):
     owner: str
     expires_at: datetime
-
-
-class TaskDocument(BaseModel):
-    """A task document as stored in Firestore (read side; unknown fields are kept, not rejected)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    task_id: str
-    status: TaskStatus
-    prompt: str | None = None
-    hints: dict[str, Any] = Field(default_factory=dict)
-    message_id: str | None = None
-    attempts: int = 0
-    lease: Lease | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    finished_at: datetime | None = None
-    stage: str | None = None
-    result: dict[str, Any] | None = None
-    sources: list[Source] = Field(default_factory=list)
-    timings_ms: dict[str, float] = Field(default_factory=dict)
-    provider: str | None = None
-    model: str | None = None
-    usage: dict[str, int] = Field(default_factory=dict)
-    fallbacks: list[dict[str, str]] = Field(default_factory=list)
-    notice: str | None = None
-    error: TaskError | None = None

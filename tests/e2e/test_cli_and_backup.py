@@ -39,7 +39,7 @@ def stack_with_tasks(emulators, _fake_openai_server, model_dir, tmp_path_factory
             publisher.publish(topic, json.dumps({"prompt": prompt, "task_id": task_id}).encode()).result(30)
         publisher.publish(topic, b'{"prompt": 42, "task_id": "bk-bad"}').result(30)
         for task_id in [*PROMPTS, "bk-bad"]:
-            assert cli.follow_task(store, task_id, timeout_s=60, live=False)["status"] in ("succeeded", "failed")
+            assert cli.follow_task(store, task_id, timeout_s=60, live=False).status in ("succeeded", "failed")
         yield state, store, state_dir / "qdrant"
 
 

@@ -40,10 +40,10 @@ def test_dead_lettered_task_is_recorded_then_replayed_after_the_fix(dl_stack, fa
     task_id = publisher.publish(topic, b'{"prompt": "Design a logging architecture"}').result(timeout=30)
 
     document = cli.follow_task(store, task_id, timeout_s=120, live=False)
-    assert document["status"] == "failed", document
-    assert document["error"]["code"] == "dead_lettered"
-    assert "after 5 deliveries" in document["error"]["message"] and "llm_unavailable" in document["error"]["message"]
-    assert document["attempts"] == 5 and document["dead_letter"]["delivery_count"] == 5
+    assert document.status == "failed", document
+    assert document.error.code == "dead_lettered"
+    assert "after 5 deliveries" in document.error.message and "llm_unavailable" in document.error.message
+    assert document.attempts == 5 and document.dead_letter.delivery_count == 5
     assert len(fake_openai.completions(MODEL)) == 5
 
     fake_openai.reset()  # the fix
@@ -51,5 +51,5 @@ def test_dead_lettered_task_is_recorded_then_replayed_after_the_fix(dl_stack, fa
     assert cli.main(["replay-dlq", "--max", "10"]) == 0
     assert '"replayed": 1' in capsys.readouterr().out
     document = cli.follow_task(store, task_id, timeout_s=120, live=False)
-    assert document["status"] == "succeeded", document
-    assert document["replays"] == 1 and document["history"][0]["error"]["code"] == "dead_lettered"
+    assert document.status == "succeeded", document
+    assert document.replays == 1 and document.history[0].error.code == "dead_lettered"

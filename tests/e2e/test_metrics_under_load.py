@@ -45,7 +45,7 @@ def test_two_instances_under_load_never_break_the_write_limit_and_sum_to_the_tas
         documents = []
         deadline = time.monotonic() + 120
         for task_id in task_ids:
-            while (document := store.get_raw(task_id)) is None or document["status"] != "succeeded":
+            while (document := store.get(task_id)) is None or document.status != "succeeded":
                 assert time.monotonic() < deadline, (task_id, document)
                 time.sleep(0.2)
             documents.append(document)
@@ -69,8 +69,8 @@ def test_two_instances_under_load_never_break_the_write_limit_and_sum_to_the_tas
     assert total(points, "llm/fallbacks", model="gpt-4o", reason="permanent") == n
     for kind in ("input", "cached_input", "output"):
         field = f"{kind}_tokens"
-        assert total(points, "llm/tokens", kind=kind) == sum(d["usage"][field] for d in documents), kind
-    assert total(points, "llm/cost", model="gpt-4o-mini") == pytest.approx(sum(d["cost_usd"] for d in documents))
+        assert total(points, "llm/tokens", kind=kind) == sum(getattr(d.usage, field) for d in documents), kind
+    assert total(points, "llm/cost", model="gpt-4o-mini") == pytest.approx(sum(d.cost_usd for d in documents))
     assert LOAD_S >= 20 and n >= 20
 
     # The report draws the same run and prints the same totals.

@@ -40,18 +40,18 @@ def publish(state, data: bytes) -> str:
 
 def wait_terminal(store, task_id, timeout_s=60):
     document = cli.follow_task(store, task_id, timeout_s=timeout_s)
-    assert document is not None and document["status"] in ("succeeded", "degraded", "failed"), document
+    assert document is not None and document.is_terminal, document
     return document
 
 
 def test_published_task_ends_with_a_cited_design(atlas_stack, fake_openai):
     state, store = atlas_stack
     document = wait_terminal(store, publish(state, PROMPT))
-    assert document["status"] == "succeeded" and document["result"]["kind"] == "design"
-    labels = {source["label"] for source in document["sources"]}
-    assert document["sources"][0]["source"] in {"knowledge/logging-pipelines.md", "knowledge/log-storage-and-search.md"}
-    assert {c["source_id"] for c in document["result"]["citations"]} <= labels
-    assert document["attempts"] == 1 and document["timings_ms"]["retrieval_ms"] > 0
+    assert document.status == "succeeded" and document.design is not None
+    labels = {source.label for source in document.sources}
+    assert document.sources[0].source in {"knowledge/logging-pipelines.md", "knowledge/log-storage-and-search.md"}
+    assert {c.source_id for c in document.design.citations} <= labels
+    assert document.attempts == 1 and document.timings_ms["retrieval_ms"] > 0
 
 
 def test_task_published_with_the_gcloud_cli_runs(atlas_stack, tmp_path):
@@ -81,7 +81,7 @@ def test_task_published_with_the_gcloud_cli_runs(atlas_stack, tmp_path):
     )
     assert out.stdout.strip()
     document = wait_terminal(store, "gcloud-1")
-    assert document["status"] == "succeeded" and document["message_id"] == out.stdout.strip()
+    assert document.status == "succeeded" and document.message_id == out.stdout.strip()
 
 
 def test_bad_inputs_fail_with_a_reason_and_are_never_redelivered(atlas_stack):
@@ -97,8 +97,8 @@ def test_bad_inputs_fail_with_a_reason_and_are_never_redelivered(atlas_stack):
     ids = {name: publish(state, data) for name, data in bad.items()}
     for name, task_id in ids.items():
         document = wait_terminal(store, task_id)
-        assert document["status"] == "failed", name
-        assert document["error"]["code"] == "invalid_task" and document["error"]["message"], name
+        assert document.status == "failed", name
+        assert document.error.code == "invalid_task" and document.error.message, name
     time.sleep(3)  # a redelivery (retry backoff is 1 s locally) would have shown up by now
     subscriber = pubsub_v1.SubscriberClient()
     try:
@@ -108,18 +108,18 @@ def test_bad_inputs_fail_with_a_reason_and_are_never_redelivered(atlas_stack):
     except DeadlineExceeded:
         dead = []
     assert list(dead) == []
-    assert all(store.get_raw(task_id)["attempts"] == 1 for task_id in ids.values())
+    assert all(store.get(task_id).attempts == 1 for task_id in ids.values())
 
 
 def test_same_task_id_published_twice_is_generated_once(atlas_stack, fake_openai):
     state, store = atlas_stack
     data = b'{"prompt": "Design a caching layer", "task_id": "dup-1"}'
     publish(state, data)
-    assert wait_terminal(store, "dup-1")["status"] == "succeeded"
+    assert wait_terminal(store, "dup-1").status == "succeeded"
     publish(state, data)
     time.sleep(2)
     assert len(fake_openai.completions()) == 1
-    assert store.get_raw("dup-1")["attempts"] == 1
+    assert store.get("dup-1").attempts == 1
 
 
 def test_cli_submit_wait_prints_the_document_with_json_as_last_line(atlas_stack, capsys):

@@ -25,12 +25,14 @@ from atlas.tasks.dead_letter import (
     handle_dead_letter_event,
     replay_dead_letters,
 )
+from atlas.tasks.document import DeadLetterRecord, DeliveryReport
 from atlas.tasks.pipeline import PipelineDeps, process_event
 from atlas.tasks.store import DeadLetterResult, ReopenResult
 from support import TEST_PROJECT
 
 pytestmark = pytest.mark.integration
 TASK = TaskMessage(prompt="Design a cache")
+FIVE = DeadLetterRecord(delivery_count=5)
 PROMPT = b'{"prompt": "Design a logging architecture for microservices"}'
 
 
@@ -63,23 +65,24 @@ def released(store, task_id="t1"):
 
 def test_dead_letter_records_failed_with_the_last_error_and_counts(store):
     released(store)
-    assert store.dead_letter("t1", delivery_count=5, details={"subscription": "s"}) is DeadLetterResult.RECORDED
+    record = DeadLetterRecord(subscription="s", delivery_count=5)
+    assert store.dead_letter("t1", record=record) is DeadLetterResult.RECORDED
     document = store.get("t1")
     assert document.status == "failed" and document.error.code == "dead_lettered" and document.lease is None
     assert "5 deliveries" in document.error.message and "llm_unavailable: every provider 429" in document.error.message
-    assert document.model_extra["dead_letter"] == {"subscription": "s", "delivery_count": 5, "claims": 1}
+    assert document.dead_letter == DeadLetterRecord(subscription="s", delivery_count=5, claims=1)
 
 
 def test_dead_letter_leaves_a_terminal_task_alone_and_a_live_lease_busy(store):
     store.claim("t1", TASK, message_id="m1", owner="a", lease_s=60)
-    assert store.dead_letter("t1", delivery_count=5, details={}) is DeadLetterResult.BUSY
-    store.finish("t1", owner="a", status=TaskStatus.SUCCEEDED, fields={})
-    assert store.dead_letter("t1", delivery_count=5, details={}) is DeadLetterResult.ALREADY_TERMINAL
+    assert store.dead_letter("t1", record=FIVE) is DeadLetterResult.BUSY
+    store.finish("t1", owner="a", status=TaskStatus.SUCCEEDED, report=DeliveryReport())
+    assert store.dead_letter("t1", record=FIVE) is DeadLetterResult.ALREADY_TERMINAL
     assert store.get("t1").status == "succeeded"
 
 
 def test_dead_letter_of_a_never_claimed_task_creates_it_failed(store):
-    assert store.dead_letter("t9", delivery_count=5, details={}, message=TASK) is DeadLetterResult.RECORDED
+    assert store.dead_letter("t9", record=FIVE, message=TASK) is DeadLetterResult.RECORDED
     document = store.get("t9")
     assert document.status == "failed" and document.prompt == TASK.prompt and document.error.code == "dead_lettered"
 
@@ -87,11 +90,11 @@ def test_dead_letter_of_a_never_claimed_task_creates_it_failed(store):
 def test_reopen_only_dead_lettered_tasks_and_keep_history(store):
     released(store)
     assert store.reopen("t1") is ReopenResult.NOT_DEAD_LETTERED
-    store.dead_letter("t1", delivery_count=5, details={})
+    store.dead_letter("t1", record=FIVE)
     assert store.reopen("t1") is ReopenResult.REOPENED
     document = store.get("t1")
     assert document.status == "queued" and document.error is None and document.attempts == 0
-    assert document.model_extra["history"][0]["error"]["code"] == "dead_lettered"
+    assert document.history[0].error.code == "dead_lettered" and document.replays == 1
     assert store.reopen("t1") is ReopenResult.NOT_DEAD_LETTERED
     assert store.reopen("nope") is ReopenResult.MISSING
 
@@ -205,14 +208,14 @@ def test_dead_lettered_task_is_recorded_then_replayed_under_the_same_id(emulator
         assert attributes["team"] == "infra" and ATTR_PUBLISH_TIME in attributes
         assert received.message.message_id != task_id  # a dead letter has a new id: traced by publish time
         assert server.deliveries == 5
-        assert store.get_raw(task_id)["last_error"]["code"] == "retrieval_unavailable"
+        assert store.get(task_id).last_error.code == "retrieval_unavailable"
 
         dead_letter = event(bytes(received.message.data), received.message.message_id, attributes)
         assert handle_dead_letter_event(dead_letter, event_id="e", store=store) is DeadLetterOutcome.RECORDED
         document = store.get(task_id)
         assert document.status == "failed" and document.error.code == "dead_lettered"
         assert "after 5 deliveries" in document.error.message and "retrieval_unavailable" in document.error.message
-        assert document.attempts == 5 and document.model_extra["dead_letter"]["delivery_count"] == 5
+        assert document.attempts == 5 and document.dead_letter.delivery_count == 5
 
         dry = replay_dead_letters(subscriber, publisher, subscription=inspect, topic=topic, store=store, dry_run=True)
         assert dry.pulled == 1 and dry.replayed == 0 and store.get(task_id).status == "failed"
@@ -226,7 +229,7 @@ def test_dead_lettered_task_is_recorded_then_replayed_under_the_same_id(emulator
             lambda: (store.get(task_id).status in ("succeeded", "degraded", "failed")) and store.get(task_id)
         )
         assert finished.status == "degraded"  # no LLM configured here: the point is the same id, not the design
-        assert finished.model_extra["replays"] == 1 and finished.model_extra["history"][0]["attempts"] == 5
+        assert finished.replays == 1 and finished.history[0].attempts == 5
         assert finished.attempts == 1
         again = replay_dead_letters(subscriber, publisher, subscription=inspect, topic=topic, store=store)
         assert again.pulled == 0

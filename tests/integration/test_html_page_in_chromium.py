@@ -5,6 +5,7 @@ import pytest
 from fake_openai import design_for
 
 from atlas.cli.page import task_page
+from atlas.tasks.document import TaskDocument
 from support.browser import mermaid_js, rendered_dom
 
 pytestmark = pytest.mark.integration
@@ -17,12 +18,13 @@ def test_self_contained_page_draws_its_diagram_with_nothing_beside_it(tmp_path):
         "task_id": "page-1",
         "status": "succeeded",
         "prompt": "Design a logging architecture for microservices",
-        "sources": [{"id": "a", "label": "S1", "title": "Logging", "source": "knowledge/l.md", "text": "t"}],
+        "sources": [{"id": "a", "label": "S1", "title": "Logging", "source": "l.md", "text": "t", "score": 1.0}],
         "result": {"kind": "design", **design},
     }
     page = tmp_path / "alone" / "page.html"
     page.parent.mkdir()
-    page.write_text(task_page(document, mermaid_js=mermaid_js(), inline_mermaid=True), encoding="utf-8")
+    html = task_page(TaskDocument.parse(document), mermaid_js=mermaid_js(), inline_mermaid=True)
+    page.write_text(html, encoding="utf-8")
     assert [p.name for p in page.parent.iterdir()] == ["page.html"]
     dom = rendered_dom(page)
     diagram = dom[dom.index('<pre class="mermaid"') :]

@@ -10,7 +10,7 @@ from atlas.errors import LeaseLostError, LLMUnavailableError, RetrievalUnavailab
 from atlas.llm.budget import DailyBudget
 from atlas.llm.chain import ProviderChain
 from atlas.llm.retry import RetryPolicy
-from atlas.models import TaskMessage
+from atlas.models import TaskError, TaskMessage
 from atlas.tasks.envelope import PushedMessage
 from atlas.tasks.pipeline import Outcome, PipelineDeps, process_event, process_message
 from atlas.tasks.progress import PartialWriter
@@ -44,15 +44,15 @@ def deps_for(store, knowledge_index, fake_openai):
 def test_valid_task_succeeds_with_a_cited_design_sources_and_timings(deps_for, store):
     assert process_message(PushedMessage("m1", PROMPT), deps_for()) is Outcome.SUCCEEDED
     document = store.get("m1")
-    assert document.status == "succeeded" and document.result["kind"] == "design"
-    assert document.provider == "openai_compatible" and document.usage["input_tokens"] == 1200
-    assert document.model_extra["cost_usd"] == 0 and document.model_extra["llm_attempts"][0]["outcome"] == "ok"
-    assert "partial" not in document.model_extra  # the streamed text gives way to the result
-    kept_for = document.model_extra["expire_at"] - document.finished_at  # Firestore's TTL field
+    assert document.status == "succeeded" and document.design is not None
+    assert document.provider == "openai_compatible" and document.usage.input_tokens == 1200
+    assert document.cost_usd == 0 and document.llm_attempts[0].outcome == "ok"
+    assert "partial" not in document.model_fields_set  # the streamed text gives way to the result
+    kept_for = document.expire_at - document.finished_at  # Firestore's TTL field
     assert 29.9 < kept_for.total_seconds() / 86400 <= 30
     assert [s.label for s in document.sources] == ["S1", "S2", "S3", "S4", "S5"]
     assert document.sources[0].source in {"knowledge/logging-pipelines.md", "knowledge/log-storage-and-search.md"}
-    cited = {c["source_id"] for c in document.result["citations"]}
+    cited = {c.source_id for c in document.design.citations}
     assert cited and cited <= {s.label for s in document.sources}
     assert {"retrieval_ms", "generation_ms", "total_ms"} <= set(document.timings_ms)
     assert document.lease is None and document.finished_at is not None
@@ -61,8 +61,8 @@ def test_valid_task_succeeds_with_a_cited_design_sources_and_timings(deps_for, s
 def test_without_a_provider_the_task_is_degraded_with_a_brief(deps_for, store):
     assert process_message(PushedMessage("m2", PROMPT), deps_for(llm=False)) is Outcome.DEGRADED
     document = store.get("m2")
-    assert document.status == "degraded" and document.result["kind"] == "brief"
-    assert len(document.result["sources"]) == 5 and "OPENAI_API_KEY" in document.notice
+    assert document.status == "degraded" and document.brief is not None
+    assert len(document.brief.sources) == 5 and "OPENAI_API_KEY" in document.notice
 
 
 def test_duplicate_delivery_generates_once(deps_for, store, fake_openai):
@@ -99,12 +99,12 @@ def test_every_provider_rate_limited_releases_the_task_for_retry(deps_for, store
     fake_openai.script("status:429", "status:429")
     with pytest.raises(LLMUnavailableError):
         process_message(PushedMessage("m4", PROMPT), deps_for())
-    raw = store.get_raw("m4")
-    assert raw["status"] == "queued" and raw["last_error"]["code"] == "llm_unavailable"
-    assert [a["outcome"] for a in raw["llm_attempts"]] == ["transient", "transient"]
+    released = store.get("m4")
+    assert released.status == "queued" and released.last_error.code == "llm_unavailable"
+    assert [a.outcome for a in released.llm_attempts] == ["transient", "transient"]
     assert process_message(PushedMessage("m4", PROMPT), deps_for()) is Outcome.SUCCEEDED
     document = store.get("m4")
-    assert document.attempts == 2 and [a["delivery"] for a in document.model_extra["llm_attempts"]] == [1, 1, 2]
+    assert document.attempts == 2 and [a.delivery for a in document.llm_attempts] == [1, 1, 2]
 
 
 def test_on_the_last_delivery_every_provider_failing_degrades_with_every_failure_recorded(deps_for, store, fake_openai):
@@ -117,8 +117,8 @@ def test_on_the_last_delivery_every_provider_failing_degrades_with_every_failure
         Outcome.DEGRADED
     )
     document = store.get("m6")
-    assert document.status == "degraded" and document.result["kind"] == "brief"
-    assert [(f["entry"], f["kind"]) for f in document.fallbacks] == [
+    assert document.status == "degraded" and document.brief is not None
+    assert [(f.entry, f.kind) for f in document.fallbacks] == [
         ("openai_compatible/a", "transient"),
         ("openai_compatible/b", "broken_stream"),
     ]
@@ -133,20 +133,20 @@ def test_three_entry_chain_ends_on_the_third_with_fallbacks_and_cost(deps_for, s
     assert outcome is Outcome.SUCCEEDED
     document = store.get("m7")
     assert document.model == "gpt-4o-mini"
-    assert [f["kind"] for f in document.fallbacks] == ["transient", "broken_stream"]
-    attempts = document.model_extra["llm_attempts"]
-    assert [(a["entry"].split("/")[1], a["outcome"]) for a in attempts] == [
+    assert [f.kind for f in document.fallbacks] == ["transient", "broken_stream"]
+    attempts = document.llm_attempts
+    assert [(a.entry.split("/")[1], a.outcome) for a in attempts] == [
         ("gpt-4o", "transient"),
         ("gpt-4o", "transient"),
         ("gpt-4.1", "broken_stream"),
         ("gpt-4o-mini", "ok"),
     ]
     cut = attempts[2]
-    assert cut["usage_estimated"] and cut["cost_usd"] > 0  # what the broken stream cost, estimated
+    assert cut.usage_estimated and cut.cost_usd > 0  # what the broken stream cost, estimated
     mini = 0.08 * 0.15 + 0.02 * 0.075 + 0.01 * 0.60  # USD: 80k uncached, 20k cached input, 10k output
-    assert attempts[3]["cost_usd"] == pytest.approx(mini)
-    assert document.model_extra["cost_usd"] == pytest.approx(mini + cut["cost_usd"])
-    assert document.usage["output_tokens"] == 10_000 + cut["usage"]["output_tokens"]
+    assert attempts[3].cost_usd == pytest.approx(mini)
+    assert document.cost_usd == pytest.approx(mini + cut.cost_usd)
+    assert document.usage.output_tokens == 10_000 + cut.usage.output_tokens
 
 
 def test_streamed_output_is_written_to_the_task_while_it_grows(deps_for, store, fake_openai):
@@ -156,9 +156,9 @@ def test_streamed_output_is_written_to_the_task_while_it_grows(deps_for, store, 
 
     def watch():
         while not done.is_set():
-            raw = store.get_raw("m8") or {}
-            if raw.get("partial") and (not seen or seen[-1] != raw["partial"]):
-                seen.append(raw["partial"])
+            document = store.get("m8")
+            if document is not None and document.partial and (not seen or seen[-1] != document.partial):
+                seen.append(document.partial)
             time.sleep(0.05)
 
     watcher = threading.Thread(target=watch)
@@ -170,14 +170,14 @@ def test_streamed_output_is_written_to_the_task_while_it_grows(deps_for, store, 
         watcher.join()
     assert 2 <= len(seen) <= 5  # about once a second, not once a chunk
     assert all(later.startswith(earlier) for earlier, later in zip(seen, seen[1:], strict=False))
-    assert "partial" not in store.get_raw("m8")
+    assert "partial" not in store.get("m8").model_fields_set
 
 
 def test_content_refused_by_every_entry_fails_the_task(deps_for, store, fake_openai):
     fake_openai.script("refuse", "refuse")
     assert process_message(PushedMessage("m9", PROMPT), deps_for("a", "b")) is Outcome.FAILED
     document = store.get("m9")
-    assert document.error.code == "content_refused" and len(document.model_extra["llm_attempts"]) == 2
+    assert document.error.code == "content_refused" and len(document.llm_attempts) == 2
 
 
 def test_daily_budget_spent_fails_tasks_with_budget_exhausted(
@@ -200,14 +200,14 @@ def test_over_budget_moves_to_the_cheapest_entry_when_so_configured(deps_for, st
     deps = deps_for("gpt-4o", "llama-local", budget=budget, over_budget="cheapest")
     assert process_message(PushedMessage("b3", PROMPT), deps) is Outcome.SUCCEEDED
     document = store.get("b3")
-    assert document.model == "llama-local" and document.model_extra["budget"]["action"] == "cheapest"
+    assert document.model == "llama-local" and document.budget.action == "cheapest"
 
 
 def test_sources_are_deduplicated_and_packed_to_the_input_budget(deps_for, store):
     assert process_message(PushedMessage("c1", PROMPT), deps_for(input_token_budget=1200)) is Outcome.SUCCEEDED
     document = store.get("c1")
-    context = document.model_extra["context"]
-    assert context["estimated_tokens"] <= 1200 and context["kept"] == len(document.sources) < 5
+    context = document.context
+    assert context.estimated_tokens <= 1200 and context.kept == len(document.sources) < 5
     assert [s.label for s in document.sources] == [f"S{i + 1}" for i in range(len(document.sources))]
 
 
@@ -220,11 +220,11 @@ def test_partial_writes_are_throttled_renew_the_lease_and_stop_when_it_is_lost(s
     now[0] = 1.5
     writer("a/m", '{"title": "x"')
     writer("b/m", "")  # a new attempt clears at once
-    raw = store.get_raw("p1")
-    assert writer.writes == 3 and raw["partial"] == "" and raw["partial_entry"] == "b/m"
-    assert (raw["lease"]["expires_at"] - raw["updated_at"]).total_seconds() > 500
+    document = store.get("p1")
+    assert writer.writes == 3 and document.partial == "" and document.partial_entry == "b/m"
+    assert (document.lease.expires_at - document.updated_at).total_seconds() > 500
     store.claim("p1", TaskMessage(prompt="x"), message_id="m", owner="other", lease_s=30)  # not expired: busy
-    store.release("p1", owner="me", error=__import__("atlas.models").models.TaskError(code="t", message="t"))
+    store.release("p1", owner="me", error=TaskError(code="t", message="t"))
     store.claim("p1", TaskMessage(prompt="x"), message_id="m", owner="other", lease_s=30)
     now[0] = 3.0
     with pytest.raises(LeaseLostError):
@@ -235,4 +235,4 @@ def test_retrieval_down_is_transient(deps_for, store):
     deps = deps_for(retriever=RetrievalClient("http://127.0.0.1:9", timeout_s=2))
     with pytest.raises(RetrievalUnavailableError):
         process_message(PushedMessage("m5", PROMPT), deps)
-    assert store.get_raw("m5")["status"] == "queued"
+    assert store.get("m5").status == "queued"

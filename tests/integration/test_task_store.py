@@ -4,6 +4,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from atlas.models import TaskError, TaskMessage, TaskStatus
+from atlas.tasks.document import DeliveryReport
 from atlas.tasks.store import ClaimResult
 
 TASK = TaskMessage(prompt="Design a cache")
@@ -18,7 +19,7 @@ def test_first_claim_creates_a_running_task_with_a_lease(store):
 
 def test_duplicate_of_a_finished_task_is_acknowledged_without_work(store):
     store.claim("t1", TASK, message_id="m1", owner="a", lease_s=60)
-    assert store.finish("t1", owner="a", status=TaskStatus.SUCCEEDED, fields={"result": {"kind": "design"}})
+    assert store.finish("t1", owner="a", status=TaskStatus.SUCCEEDED, report=DeliveryReport())
     claim = store.claim("t1", TASK, message_id="m2", owner="b", lease_s=60)
     assert claim.result is ClaimResult.DUPLICATE and claim.status is TaskStatus.SUCCEEDED
     assert store.get("t1").lease is None
@@ -35,16 +36,17 @@ def test_expired_lease_is_taken_over_and_the_old_owner_cannot_finish(store, fire
     firestore_client.collection(collection_name).document("t1").update({"lease.expires_at": past})
     claim = store.claim("t1", TASK, message_id="m1", owner="b", lease_s=60)
     assert claim.result is ClaimResult.CLAIMED and claim.attempt == 2
-    assert not store.finish("t1", owner="a", status=TaskStatus.SUCCEEDED, fields={})
-    assert store.finish("t1", owner="b", status=TaskStatus.DEGRADED, fields={})
+    assert not store.finish("t1", owner="a", status=TaskStatus.SUCCEEDED, report=DeliveryReport())
+    assert store.finish("t1", owner="b", status=TaskStatus.DEGRADED, report=DeliveryReport())
     assert store.get("t1").status is TaskStatus.DEGRADED
 
 
 def test_released_task_is_queued_with_the_error_and_claimable_again(store):
     store.claim("t1", TASK, message_id="m1", owner="a", lease_s=60)
     assert store.release("t1", owner="a", error=TaskError(code="retrieval_unavailable", message="down"))
-    raw = store.get_raw("t1")
-    assert raw["status"] == "queued" and raw["last_error"]["code"] == "retrieval_unavailable" and "lease" not in raw
+    document = store.get("t1")
+    assert document.status == "queued" and document.last_error.code == "retrieval_unavailable"
+    assert "lease" not in document.model_fields_set
     claim = store.claim("t1", TASK, message_id="m1", owner="b", lease_s=60)
     assert claim.result is ClaimResult.CLAIMED and claim.attempt == 2
 

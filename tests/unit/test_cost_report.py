@@ -2,11 +2,16 @@ import importlib.util
 
 import pytest
 
+from atlas.tasks.document import TaskDocument
 from stack import REPO
 
 spec = importlib.util.spec_from_file_location("cost_report", REPO / "scripts" / "cost_report.py")
 cost_report_module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cost_report_module)
+
+
+def task(task_id, status, cost, attempts=()):
+    return TaskDocument.parse({"task_id": task_id, "status": status, "cost_usd": cost, "llm_attempts": list(attempts)})
 
 
 def attempt(entry, outcome, input_tokens, cached, output, cost):
@@ -16,16 +21,17 @@ def attempt(entry, outcome, input_tokens, cached, output, cost):
 
 def test_cost_is_taken_apart_by_task_entry_kind_and_failed_attempts():
     documents = [
-        {
-            "status": "succeeded",
-            "cost_usd": 0.0195 + 0.005342,
-            "llm_attempts": [
+        task(
+            "t1",
+            "succeeded",
+            0.0195 + 0.005342,
+            [
                 attempt("openai_compatible/gpt-4.1", "broken_stream", 1847, 0, 206, 0.005342),
                 attempt("openai/gpt-4o-mini", "ok", 100_000, 20_000, 10_000, 0.0195),
             ],
-        },
-        {"status": "degraded", "cost_usd": 0.0, "llm_attempts": []},
-        {"status": "running", "cost_usd": 1.0},  # not finished: not counted
+        ),
+        task("t2", "degraded", 0.0),
+        task("t3", "running", 1.0),  # not finished: not counted
     ]
     report = cost_report_module.cost_report(documents)
     assert report["tasks"] == 2 and report["total_usd"] == pytest.approx(0.024842)

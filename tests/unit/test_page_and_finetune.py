@@ -1,13 +1,15 @@
 
+import pytest
 from fake_openai import design_for
 
 from atlas.cli.export import finetune_example
 from atlas.cli.page import MERMAID_CDN, task_page
+from atlas.tasks.document import TaskDocument, TaskDocumentError
 
 SOURCE = {"id": "a", "label": "S1", "title": "Logging", "source": "knowledge/l.md", "text": "t", "score": 1.0}
 
 
-def succeeded(**design_changes):
+def stored(**design_changes):
     design = {**design_for('<source id="S1"'), **design_changes}
     return {
         "task_id": "t-1",
@@ -19,10 +21,14 @@ def succeeded(**design_changes):
     }
 
 
+def succeeded(**design_changes):
+    return TaskDocument.parse(stored(**design_changes))
+
+
 def test_page_escapes_what_the_model_and_the_sources_wrote():
-    document = succeeded(title="<script>alert(1)</script>", summary="a & b")
+    document = stored(title="<script>alert(1)</script>", summary="a & b")
     document["sources"] = [{**SOURCE, "text": "<img src=x onerror=alert(1)>"}]
-    page = task_page(document)
+    page = task_page(TaskDocument.parse(document))
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<img src=x" not in page and "a &amp; b" in page
 
@@ -32,7 +38,8 @@ def test_page_uses_the_local_mermaid_script_when_given_and_a_cdn_otherwise(tmp_p
     script.write_text("")
     assert script.as_uri() in task_page(succeeded(), mermaid_js=script)
     assert MERMAID_CDN in task_page(succeeded())
-    assert "<script" not in task_page({"task_id": "x", "status": "failed", "error": {"code": "c", "message": "m"}})
+    failed = TaskDocument.parse({"task_id": "x", "status": "failed", "error": {"code": "c", "message": "m"}})
+    assert "<script" not in task_page(failed)
 
 
 def test_finetune_example_is_the_prompt_the_model_saw_and_the_design():
@@ -43,12 +50,16 @@ def test_finetune_example_is_the_prompt_the_model_saw_and_the_design():
     assert '"title"' in assistant["content"]
 
 
-def test_only_succeeded_valid_designs_are_exported():
-    assert finetune_example({**succeeded(), "status": "degraded"}) is None
-    assert finetune_example({**succeeded(), "result": {"kind": "brief"}}) is None
-    broken = succeeded()
+def test_only_succeeded_designs_are_exported():
+    assert finetune_example(TaskDocument.parse({**stored(), "status": "degraded"})) is None
+    assert finetune_example(TaskDocument.parse({**stored(), "result": None})) is None
+
+
+def test_a_stored_design_that_is_not_a_design_is_named_when_read():
+    broken = stored()
     broken["result"]["components"] = []
-    assert finetune_example(broken) is None
+    with pytest.raises(TaskDocumentError, match=r"task t-1 .*result\.design\.components"):
+        TaskDocument.parse(broken)
 
 
 def test_self_contained_page_carries_mermaid_itself_and_cannot_be_cut_short_by_it(tmp_path):

@@ -24,20 +24,22 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from atlas import config
-from atlas.cli.render import render_task, to_json_line
+from atlas.cli.render import render_task
 from atlas.errors import AtlasError, ConfigError
 from atlas.models import TaskMessage, TaskStatus
 
-if TYPE_CHECKING:  # the retrieval side is imported by `atlas ingest` alone
+if TYPE_CHECKING:  # the retrieval side is imported by `atlas ingest` alone, Firestore's client by the commands
     from atlas.retrieval.formats import Skipped
     from atlas.retrieval.index import Document
+    from atlas.tasks.document import TaskDocument
+    from atlas.tasks.store import TaskStore
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 POLL_INTERVAL_S = 0.5
 INGEST_BATCH = 8
 
 
-def _store(settings: config.CliSettings) -> Any:
+def _store(settings: config.CliSettings) -> TaskStore:
     from google.cloud import firestore
 
     from atlas.tasks.store import TaskStore
@@ -87,10 +89,10 @@ def cmd_show(args: argparse.Namespace, settings: config.CliSettings) -> int:
         return EXIT_USAGE
     if args.wait:
         document = follow_task(_store(settings), args.task_id, timeout_s=args.timeout)
-        if document is None or not TaskStatus(document.get("status", "queued")).is_terminal:
+        if document is None or not document.is_terminal:
             return _gave_up(args.task_id, document, args.timeout)
     else:
-        document = _store(settings).get_raw(args.task_id)
+        document = _store(settings).get(args.task_id)
     if document is None:
         print(
             f"atlas: no task {args.task_id} in collection {settings.tasks_collection}; "
@@ -104,7 +106,7 @@ def cmd_show(args: argparse.Namespace, settings: config.CliSettings) -> int:
     return _exit_code(document)
 
 
-def write_page(document: dict[str, Any], path: Path, mermaid_js: Path | None, *, inline: bool = False) -> None:
+def write_page(document: TaskDocument, path: Path, mermaid_js: Path | None, *, inline: bool = False) -> None:
     from atlas.cli.page import task_page
 
     if mermaid_js is not None and not mermaid_js.is_file():
@@ -124,14 +126,14 @@ def _mermaid_from_setup() -> Path | None:
 
 def _follow_and_print(settings: config.CliSettings, task_id: str, timeout_s: float) -> int:
     document = follow_task(_store(settings), task_id, timeout_s=timeout_s)
-    if document is None or not TaskStatus(document.get("status", "queued")).is_terminal:
+    if document is None or not document.is_terminal:
         return _gave_up(task_id, document, timeout_s)
     _print_document(document)
     return _exit_code(document)
 
 
-def _gave_up(task_id: str, document: dict[str, Any] | None, timeout_s: float) -> int:
-    state = document.get("status") if document else "not created yet"
+def _gave_up(task_id: str, document: TaskDocument | None, timeout_s: float) -> int:
+    state = document.status.value if document else "not created yet"
     print(
         f"atlas: gave up after {timeout_s:.0f}s; task {task_id} is {state}. "
         f"Look again with: atlas show {task_id} --wait",
@@ -140,7 +142,7 @@ def _gave_up(task_id: str, document: dict[str, Any] | None, timeout_s: float) ->
     return EXIT_TIMEOUT
 
 
-def follow_task(store: Any, task_id: str, *, timeout_s: float, live: bool = True) -> dict[str, Any] | None:
+def follow_task(store: TaskStore, task_id: str, *, timeout_s: float, live: bool = True) -> TaskDocument | None:
     """Poll the task document until it is terminal or ``timeout_s`` passes.
 
     Status and stage changes are reported on stderr, and (with ``live``) so is the design as it streams:
@@ -151,17 +153,17 @@ def follow_task(store: Any, task_id: str, *, timeout_s: float, live: bool = True
     shown = ("", "")  # (entry, partial text) already printed
     document = None
     while True:
-        document = store.get_raw(task_id)
+        document = store.get(task_id)
         if document is not None:
-            now = (str(document.get("status")), str(document.get("stage")))
+            now = (document.status.value, str(document.stage.value if document.stage else None))
             if now != seen:
                 if shown[1] and now[0] != TaskStatus.RUNNING:
                     print(file=sys.stderr)
                 print(f"[{time.monotonic() - started:5.1f}s] {now[0]} · {now[1]}", file=sys.stderr)
                 seen = now
             if live:
-                shown = _show_partial(shown, str(document.get("partial_entry") or ""), document.get("partial") or "")
-            if TaskStatus(document.get("status", "queued")).is_terminal:
+                shown = _show_partial(shown, document.partial_entry or "", document.partial or "")
+            if document.is_terminal:
                 return document
         if time.monotonic() - started > timeout_s:
             return document
@@ -183,13 +185,13 @@ def _show_partial(shown: tuple[str, str], entry: str, text: str) -> tuple[str, s
     return entry, text
 
 
-def _print_document(document: dict[str, Any]) -> None:
+def _print_document(document: TaskDocument) -> None:
     print(render_task(document))
-    print(to_json_line(document))
+    print(document.to_json_line())
 
 
-def _exit_code(document: dict[str, Any]) -> int:
-    return EXIT_TASK_FAILED if document.get("status") == TaskStatus.FAILED else EXIT_OK
+def _exit_code(document: TaskDocument) -> int:
+    return EXIT_TASK_FAILED if document.status is TaskStatus.FAILED else EXIT_OK
 
 
 def cmd_ingest(args: argparse.Namespace, settings: config.CliSettings) -> int:
@@ -282,19 +284,19 @@ def cmd_replay_dlq(args: argparse.Namespace, settings: config.CliSettings) -> in
 
 
 def cmd_list(args: argparse.Namespace, settings: config.CliSettings) -> int:
-    documents = _store(settings).recent(status=args.status, limit=args.limit)
+    documents = _store(settings).recent(status=TaskStatus(args.status) if args.status else None, limit=args.limit)
     if not documents:
         which = f" {args.status}" if args.status else ""
         print(f"no{which} tasks in collection {settings.tasks_collection}", file=sys.stderr)
         return EXIT_OK
     print(f"{'TASK':<28} {'STATUS':<10} {'STAGE':<13} {'UPDATED (UTC)':<19} {'COST USD':>9}  PROMPT")
     for document in documents:
-        updated = document.get("updated_at")
-        when = updated.strftime("%Y-%m-%d %H:%M:%S") if hasattr(updated, "strftime") else ""
-        prompt = " ".join(str(document.get("prompt", "")).split())
+        when = document.updated_at.strftime("%Y-%m-%d %H:%M:%S") if document.updated_at else ""
+        prompt = " ".join((document.prompt or "").split())
+        stage = document.stage.value if document.stage else ""
         print(
-            f"{str(document.get('task_id', ''))[:28]:<28} {str(document.get('status', '')):<10} "
-            f"{str(document.get('stage', '')):<13} {when:<19} {float(document.get('cost_usd') or 0):>9.4f}  "
+            f"{document.task_id[:28]:<28} {document.status.value:<10} "
+            f"{stage:<13} {when:<19} {document.cost_usd or 0:>9.4f}  "
             f"{prompt[:60] + ('…' if len(prompt) > 60 else '')}"
         )
     return EXIT_OK
@@ -303,7 +305,7 @@ def cmd_list(args: argparse.Namespace, settings: config.CliSettings) -> int:
 def cmd_export_finetune(args: argparse.Namespace, settings: config.CliSettings) -> int:
     from atlas.cli.export import write_examples
 
-    documents = _store(settings).recent(status=TaskStatus.SUCCEEDED.value, limit=args.limit, since=args.since)
+    documents = _store(settings).recent(status=TaskStatus.SUCCEEDED, limit=args.limit, since=args.since)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as out:
         written = list(write_examples(documents, out))

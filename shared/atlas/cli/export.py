@@ -12,32 +12,25 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from pydantic import ValidationError
-
-from atlas.design.schema import Design
 from atlas.design.writer import build_messages
-from atlas.models import Source, TaskMessage
+from atlas.models import TaskStatus
+from atlas.tasks.document import TaskDocument
 
 
-def finetune_example(document: dict[str, Any]) -> dict[str, Any] | None:
-    """The example for one task document, or None when it holds no valid design."""
-    result = document.get("result") or {}
-    if document.get("status") != "succeeded" or result.get("kind") != "design":
+def finetune_example(document: TaskDocument) -> dict[str, Any] | None:
+    """The example for one task document, or None when it holds no design of a task it can rebuild."""
+    design = document.design
+    task = document.task_message()
+    if document.status is not TaskStatus.SUCCEEDED or design is None or task is None:
         return None
-    try:
-        task = TaskMessage.model_validate({"prompt": document.get("prompt", ""), **(document.get("hints") or {})})
-        design = Design.model_validate({k: v for k, v in result.items() if k != "kind"})
-        sources = [Source.model_validate(s) for s in document.get("sources") or []]
-    except ValidationError:
-        return None
-    answer = design.model_dump_json(by_alias=True, exclude_defaults=False)
-    return {"messages": [*build_messages(task, sources), {"role": "assistant", "content": answer}]}
+    answer = design.model_dump_json(by_alias=True, exclude={"kind"})
+    return {"messages": [*build_messages(task, document.sources), {"role": "assistant", "content": answer}]}
 
 
-def write_examples(documents: Iterable[dict[str, Any]], out: TextIO) -> Iterator[str]:
+def write_examples(documents: Iterable[TaskDocument], out: TextIO) -> Iterator[str]:
     """Write one line per exportable document; yield the task id of each one written."""
     for document in documents:
         example = finetune_example(document)
         if example is not None:
             out.write(json.dumps(example, ensure_ascii=False) + "\n")
-            yield str(document.get("task_id"))
+            yield document.task_id

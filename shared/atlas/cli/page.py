@@ -12,9 +12,11 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
-from typing import Any
 
 from atlas.cli.render import design_sections, source_line
+from atlas.design.schema import Design
+from atlas.models import Source
+from atlas.tasks.document import TaskDocument
 
 _SCRIPT_END = re.compile(r"</(script)", re.IGNORECASE)
 MERMAID_CDN = "https://cdn.jsdelivr.net/npm/mermaid@12/dist/mermaid.min.js"
@@ -29,35 +31,34 @@ blockquote { color: #57606a; border-left: 0.25rem solid #d0d7de; margin: 0; padd
 """
 
 
-def task_page(document: dict[str, Any], *, mermaid_js: Path | None = None, inline_mermaid: bool = False) -> str:
+def task_page(document: TaskDocument, *, mermaid_js: Path | None = None, inline_mermaid: bool = False) -> str:
     """The HTML page of a task document (a design, a brief, or a failure)."""
     e = html.escape
-    status = str(document.get("status", "unknown"))
-    result = document.get("result") or {}
-    title = result.get("title") or document.get("prompt") or document.get("task_id")
+    status = document.status.value
+    title = (document.result.title if document.result is not None else None) or document.prompt or document.task_id
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{e(str(title))}</title><style>{_STYLE}</style></head><body>",
+        f"<title>{e(title)}</title><style>{_STYLE}</style></head><body>",
         "<header>",
-        f"<h1>{e(str(title))}</h1>",
+        f"<h1>{e(title)}</h1>",
         f'<p><span class="status {e(status)}">{e(status)}</span> '
-        f'<span class="meta">task {e(str(document.get("task_id")))}</span></p>',
-        f"<p><strong>Prompt:</strong> {e(str(document.get('prompt', '')))}</p>",
+        f'<span class="meta">task {e(document.task_id)}</span></p>',
+        f"<p><strong>Prompt:</strong> {e(document.prompt or '')}</p>",
         f'<p class="meta">{e(_meta(document))}</p>',
         "</header>",
     ]
-    if document.get("notice"):
-        parts.append(f"<blockquote>{e(str(document['notice']))}</blockquote>")
-    error = document.get("error")
-    if error:
-        parts.append(f"<p><strong>Error [{e(str(error.get('code')))}]:</strong> {e(str(error.get('message')))}</p>")
-    if result.get("kind") == "design":
-        parts.extend(_design(result))
-    elif result.get("summary"):
-        parts.append(f"<p>{e(str(result['summary']))}</p>")
-    parts.extend(_sources(document.get("sources") or []))
-    if result.get("kind") == "design" and result.get("diagram_mermaid"):
+    if document.notice:
+        parts.append(f"<blockquote>{e(document.notice)}</blockquote>")
+    if document.error is not None:
+        parts.append(f"<p><strong>Error [{e(document.error.code)}]:</strong> {e(document.error.message)}</p>")
+    design = document.design
+    if design is not None:
+        parts.extend(_design(design))
+    elif document.brief is not None:
+        parts.append(f"<p>{e(document.brief.summary)}</p>")
+    parts.extend(_sources(document.sources))
+    if design is not None and design.diagram_mermaid:
         parts.append(_mermaid_script(mermaid_js, inline=inline_mermaid))
         parts.append('<script>mermaid.initialize({startOnLoad: true, securityLevel: "strict"});</script>')
     parts.append("</body></html>")
@@ -77,23 +78,23 @@ def _mermaid_script(mermaid_js: Path | None, *, inline: bool) -> str:
     return f"<script>{code}</script>"
 
 
-def _meta(document: dict[str, Any]) -> str:
+def _meta(document: TaskDocument) -> str:
     bits = []
-    if document.get("provider"):
-        bits.append(f"{document['provider']}/{document.get('model')}")
-    if document.get("cost_usd") is not None:
-        bits.append(f"{float(document['cost_usd']):.4f} USD")
-    total = (document.get("timings_ms") or {}).get("total_ms")
+    if document.provider:
+        bits.append(f"{document.provider}/{document.model}")
+    if document.cost_usd is not None:
+        bits.append(f"{document.cost_usd:.4f} USD")
+    total = document.timings_ms.get("total_ms")
     if total is not None:
         bits.append(f"{total / 1000:.1f} s")
     return " · ".join(bits)
 
 
-def _design(design: dict[str, Any]) -> list[str]:
+def _design(design: Design) -> list[str]:
     e = html.escape
-    parts = [f"<p>{e(str(design.get('summary', '')))}</p>"]
-    if design.get("diagram_mermaid"):
-        parts += ["<h2>Diagram</h2>", f'<pre class="mermaid">{e(str(design["diagram_mermaid"]).strip())}</pre>']
+    parts = [f"<p>{e(design.summary)}</p>"]
+    if design.diagram_mermaid:
+        parts += ["<h2>Diagram</h2>", f'<pre class="mermaid">{e(design.diagram_mermaid.strip())}</pre>']
     for heading, items in design_sections(design):
         if not items:
             continue
@@ -108,14 +109,13 @@ def _design(design: dict[str, Any]) -> list[str]:
     return parts
 
 
-def _sources(sources: list[dict[str, Any]]) -> list[str]:
+def _sources(sources: list[Source]) -> list[str]:
     if not sources:
         return []
     e = html.escape
     parts = ["<h2>Sources</h2><ol>"]
     for source in sources:
-        anchor = e(str(source.get("label") or source.get("id", "")))
-        excerpt = str(source.get("text") or source.get("excerpt") or "")
-        parts.append(f'<li id="{anchor}"><strong>{e(source_line(source))}</strong><br>{e(excerpt[:600])}</li>')
+        anchor = e(source.label or source.id)
+        parts.append(f'<li id="{anchor}"><strong>{e(source_line(source))}</strong><br>{e(source.text[:600])}</li>')
     parts.append("</ol>")
     return parts

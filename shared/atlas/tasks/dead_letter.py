@@ -26,8 +26,9 @@ from pydantic import ValidationError
 
 from atlas.errors import InvalidTaskError, TaskBusyError
 from atlas.models import TASK_ID_PATTERN, TaskMessage, TaskStatus
+from atlas.tasks.document import DEAD_LETTERED, DeadLetterRecord
 from atlas.tasks.envelope import PushedMessage, message_object
-from atlas.tasks.store import DEAD_LETTERED, DeadLetterResult, ReopenResult, TaskStore
+from atlas.tasks.store import DeadLetterResult, ReopenResult, TaskStore
 from atlas.tasks.task_metrics import TaskMetrics
 
 log = logging.getLogger("atlas.tasks.dead_letter")
@@ -84,12 +85,14 @@ class DeadLetter:
         """The attributes the publisher set (Pub/Sub's dead-letter ones removed), for a replay."""
         return {k: v for k, v in self.pushed.attributes.items() if not k.startswith(ATTR_PREFIX)}
 
-    def details(self) -> dict[str, Any]:
-        return {
-            "subscription": self.subscription,
-            "source_publish_time": self.source_publish_time,
-            "dead_letter_message_id": self.pushed.message_id,
-        }
+    def record(self) -> DeadLetterRecord:
+        """What the task keeps of its dead letter (``dead_letter`` on the document)."""
+        return DeadLetterRecord(
+            subscription=self.subscription,
+            source_publish_time=self.source_publish_time,
+            dead_letter_message_id=self.pushed.message_id,
+            delivery_count=self.delivery_count,
+        )
 
     def task_id(self, store: TaskStore) -> str | None:
         """The body's task_id, else the task first published at the original publish time."""
@@ -137,17 +140,14 @@ def handle_dead_letter_event(
             extra={
                 "labels": labels,
                 "fields": {
-                    **letter.details(),
-                    "delivery_count": letter.delivery_count,
+                    **letter.record().model_dump(exclude={"claims"}),
                     "raw_excerpt": pushed.data[:200].decode("utf-8", errors="replace"),
                 },
             },
         )
         return DeadLetterOutcome.UNKNOWN_TASK
     labels["task_id"] = task_id
-    result = store.dead_letter(
-        task_id, delivery_count=letter.delivery_count, details=letter.details(), message=letter.task_message
-    )
+    result = store.dead_letter(task_id, record=letter.record(), message=letter.task_message)
     if result is DeadLetterResult.BUSY:
         raise TaskBusyError(f"dead-lettered task {task_id} is still running under a live lease")
     if result is DeadLetterResult.ALREADY_TERMINAL:
@@ -158,7 +158,7 @@ def handle_dead_letter_event(
     log.warning(
         "task dead-lettered after %s deliveries; recorded as failed",
         letter.delivery_count,
-        extra={"labels": labels, "fields": letter.details()},
+        extra={"labels": labels, "fields": letter.record().model_dump(exclude={"claims"})},
     )
     return DeadLetterOutcome.RECORDED
 
@@ -222,12 +222,11 @@ def replay_dead_letters(
                 summary.tasks.append({"message_id": message.message_id, "action": "unknown_task"})
                 continue
             if dry_run:
-                document = store.get_raw(task_id) or {}
+                document = store.get(task_id)
                 summary.left_pending += 1
                 hand_back.append(received.ack_id)
-                summary.tasks.append(
-                    {"task_id": task_id, "action": "would_replay", "status": str(document.get("status", "absent"))}
-                )
+                status = document.status.value if document is not None else "absent"
+                summary.tasks.append({"task_id": task_id, "action": "would_replay", "status": status})
                 continue
             reopened = store.reopen(task_id)
             if reopened is ReopenResult.TERMINAL:

@@ -1,10 +1,14 @@
-"""The Firestore task store: one document per task in ``tasks/{task_id}``.
+"""The Firestore task store: one document per task in ``tasks/{task_id}``, of the shape of :mod:`atlas.tasks.document`.
 
 The claim is a transaction on the task document (see ``docs/architecture.md``, delivery semantics):
 absent or queued → running with a lease; terminal → a duplicate, do nothing; running with a live lease →
 another delivery owns it; running with an expired lease → take over. Every later write checks, in a
 transaction, that this delivery still owns the lease, so a delivery that lost its lease never
 overwrites the result of the one that took over.
+
+Callers hand the store typed values (a :class:`~atlas.tasks.document.DeliveryReport`, a
+:class:`~atlas.tasks.document.Stage`); the Firestore transforms (server timestamps, ``Increment``,
+``ArrayUnion``, deleted fields) appear here and nowhere else.
 """
 
 from __future__ import annotations
@@ -19,9 +23,15 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from atlas import limits
-from atlas.models import TERMINAL_STATUSES, TaskDocument, TaskError, TaskMessage, TaskStatus
-
-DEAD_LETTERED = "dead_lettered"  # the error code of a task Pub/Sub gave up on
+from atlas.models import Lease, TaskError, TaskMessage, TaskStatus
+from atlas.tasks.document import (
+    DEAD_LETTERED,
+    DeadLetterRecord,
+    DeliveryReport,
+    HistoryEntry,
+    Stage,
+    TaskDocument,
+)
 
 
 class DeadLetterResult(StrEnum):
@@ -50,14 +60,44 @@ class Claim:
     status: TaskStatus | None = None
 
 
-def _now() -> datetime:
+def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _held_by_live_lease(data: dict[str, Any], now: datetime) -> bool:
-    """Whether the task in ``data`` is running under a lease that has not expired (another delivery has it)."""
-    expires_at = (data.get("lease") or {}).get("expires_at")
-    return data.get("status") == TaskStatus.RUNNING and expires_at is not None and expires_at > now
+def held_by_live_lease(document: TaskDocument | None, at: datetime) -> bool:
+    """Whether the task is running under a lease that has not expired (another delivery has it)."""
+    return (
+        document is not None
+        and document.status is TaskStatus.RUNNING
+        and document.lease is not None
+        and document.lease.expires_at > at
+    )
+
+
+def read(snapshot: Any) -> TaskDocument | None:
+    """A snapshot as a task document (None when it does not exist)."""
+    return TaskDocument.parse(snapshot.to_dict() or {}) if snapshot.exists else None
+
+
+def delivery_fields(report: DeliveryReport) -> dict[str, Any]:
+    """The Firestore update of what a delivery learned: its fields, and its spend added to the task's totals."""
+    fields = report.model_dump(exclude_none=True, exclude={"spend"}, by_alias=True)
+    spend = report.spend
+    if spend is not None and spend.attempts:
+        fields["cost_usd"] = firestore.Increment(spend.cost_usd)
+        for key, value in spend.usage.model_dump().items():
+            fields[f"usage.{key}"] = firestore.Increment(value)
+        fields["llm_attempts"] = firestore.ArrayUnion([attempt.model_dump() for attempt in spend.attempts])
+    return fields
+
+
+def new_task_fields(document: TaskDocument) -> dict[str, Any]:
+    """A task document as first written, with the server's timestamps."""
+    return {**document.model_dump(exclude_none=True, exclude_unset=True), **_timestamps("created_at", "updated_at")}
+
+
+def _timestamps(*names: str) -> dict[str, Any]:
+    return dict.fromkeys(names, firestore.SERVER_TIMESTAMP)
 
 
 class TaskStore:
@@ -70,12 +110,15 @@ class TaskStore:
         self._collection = client.collection(collection)
         self._retention = timedelta(days=retention_days)
 
-    def _expiry(self) -> datetime:
+    def expiry(self) -> datetime:
         """When a task finished now may be deleted (``expire_at``, the field of Firestore's TTL policy)."""
-        return _now() + self._retention
+        return now() + self._retention
 
-    def _ref(self, task_id: str) -> firestore.DocumentReference:
+    def ref(self, task_id: str) -> firestore.DocumentReference:
         return self._collection.document(task_id)
+
+    def transaction(self) -> firestore.Transaction:
+        return self._client.transaction()
 
     def claim(
         self,
@@ -92,56 +135,48 @@ class TaskStore:
         ``publish_time`` (the Pub/Sub message's) is kept on a new task: a dead letter carries it as an
         attribute, and it finds the task when the id was the original message id (dead letters get new ids).
         """
-        ref = self._ref(task_id)
+        ref = self.ref(task_id)
 
         @firestore.transactional
         def _claim(transaction: firestore.Transaction) -> Claim:
-            snapshot = ref.get(transaction=transaction)
-            now = _now()
-            lease = {"owner": owner, "expires_at": now + timedelta(seconds=lease_s)}
-            if not snapshot.exists:
-                transaction.set(
-                    ref,
-                    {
-                        "task_id": task_id,
-                        "status": TaskStatus.RUNNING.value,
-                        "prompt": message.prompt,
-                        "hints": message.hints(),
-                        "message_id": message_id,
-                        **({"publish_time": publish_time} if publish_time else {}),
-                        "attempts": 1,
-                        "lease": lease,
-                        "stage": "claimed",
-                        "created_at": firestore.SERVER_TIMESTAMP,
-                        "updated_at": firestore.SERVER_TIMESTAMP,
-                        "started_at": firestore.SERVER_TIMESTAMP,
-                    },
+            stored = read(ref.get(transaction=transaction))
+            at = now()
+            lease = Lease(owner=owner, expires_at=at + timedelta(seconds=lease_s))
+            if stored is None:
+                created = TaskDocument(
+                    task_id=task_id,
+                    status=TaskStatus.RUNNING,
+                    stage=Stage.CLAIMED,
+                    prompt=message.prompt,
+                    hints=message.hints(),
+                    message_id=message_id,
+                    publish_time=publish_time,
+                    attempts=1,
+                    lease=lease,
                 )
+                transaction.set(ref, {**new_task_fields(created), **_timestamps("started_at")})
                 return Claim(ClaimResult.CLAIMED, attempt=1)
-            data = snapshot.to_dict() or {}
-            status = TaskStatus(data.get("status", TaskStatus.QUEUED))
-            attempts = int(data.get("attempts", 0))
-            if status in TERMINAL_STATUSES:
-                return Claim(ClaimResult.DUPLICATE, attempt=attempts, status=status)
-            if _held_by_live_lease(data, now):
-                return Claim(ClaimResult.BUSY, attempt=attempts, status=status)
+            if stored.is_terminal:
+                return Claim(ClaimResult.DUPLICATE, attempt=stored.attempts, status=stored.status)
+            if held_by_live_lease(stored, at):
+                return Claim(ClaimResult.BUSY, attempt=stored.attempts, status=stored.status)
             transaction.update(
                 ref,
                 {
                     "status": TaskStatus.RUNNING.value,
-                    "attempts": attempts + 1,
-                    "lease": lease,
-                    "stage": "claimed",
-                    "updated_at": firestore.SERVER_TIMESTAMP,
+                    "attempts": stored.attempts + 1,
+                    "lease": lease.model_dump(),
+                    "stage": Stage.CLAIMED.value,
+                    **_timestamps("updated_at"),
                 },
             )
-            return Claim(ClaimResult.CLAIMED, attempt=attempts + 1, status=status)
+            return Claim(ClaimResult.CLAIMED, attempt=stored.attempts + 1, status=stored.status)
 
-        return _claim(self._client.transaction())
+        return _claim(self.transaction())
 
-    def set_stage(self, task_id: str, stage: str) -> None:
+    def set_stage(self, task_id: str, stage: Stage) -> None:
         """Record which stage a running task is in (informational, no ownership check)."""
-        self._ref(task_id).update({"stage": stage, "updated_at": firestore.SERVER_TIMESTAMP})
+        self.ref(task_id).update({"stage": stage.value, **_timestamps("updated_at")})
 
     def write_partial(self, task_id: str, *, owner: str, entry: str, text: str, lease_s: int) -> bool:
         """Show the output streamed so far (replacing any earlier entry's) and renew the lease.
@@ -152,43 +187,44 @@ class TaskStore:
         update = {
             "partial": text,
             "partial_entry": entry,
-            "lease.expires_at": _now() + timedelta(seconds=lease_s),
-            "updated_at": firestore.SERVER_TIMESTAMP,
+            "lease.expires_at": now() + timedelta(seconds=lease_s),
+            **_timestamps("updated_at"),
         }
         return self._update_if_owner(task_id, owner, update)
 
-    def finish(self, task_id: str, *, owner: str, status: TaskStatus, fields: dict[str, Any]) -> bool:
-        """Write the terminal ``status`` and ``fields`` if ``owner`` still holds the lease."""
-        if status not in TERMINAL_STATUSES:
+    def finish(self, task_id: str, *, owner: str, status: TaskStatus, report: DeliveryReport) -> bool:
+        """Write the terminal ``status`` and what the delivery learned if ``owner`` still holds the lease."""
+        return self._finish(task_id, owner=owner, status=status, fields=delivery_fields(report))
+
+    def fail(self, task_id: str, *, owner: str, error: TaskError, report: DeliveryReport | None = None) -> bool:
+        """Record the task as failed with ``error`` (a permanent error) if ``owner`` holds the lease."""
+        fields = {**delivery_fields(report or DeliveryReport()), "error": error.model_dump()}
+        return self._finish(task_id, owner=owner, status=TaskStatus.FAILED, fields=fields)
+
+    def _finish(self, task_id: str, *, owner: str, status: TaskStatus, fields: dict[str, Any]) -> bool:
+        if not status.is_terminal:
             raise ValueError(f"finish needs a terminal status, not {status}")
         update = {
             **fields,
             "status": status.value,
-            "stage": "done",
+            "stage": Stage.DONE.value,
             "lease": firestore.DELETE_FIELD,
             "partial": firestore.DELETE_FIELD,
             "partial_entry": firestore.DELETE_FIELD,
-            "expire_at": self._expiry(),
-            "finished_at": firestore.SERVER_TIMESTAMP,
-            "updated_at": firestore.SERVER_TIMESTAMP,
+            "expire_at": self.expiry(),
+            **_timestamps("finished_at", "updated_at"),
         }
         return self._update_if_owner(task_id, owner, update)
 
-    def fail(self, task_id: str, *, owner: str, error: TaskError, fields: dict[str, Any] | None = None) -> bool:
-        """Record the task as failed with ``error`` (a permanent error) if ``owner`` holds the lease."""
-        return self.finish(
-            task_id, owner=owner, status=TaskStatus.FAILED, fields={**(fields or {}), "error": error.model_dump()}
-        )
-
-    def release(self, task_id: str, *, owner: str, error: TaskError, fields: dict[str, Any] | None = None) -> bool:
+    def release(self, task_id: str, *, owner: str, error: TaskError, report: DeliveryReport | None = None) -> bool:
         """Give the task back (status queued, no lease) after a transient error, so a retry can claim it."""
         update = {
-            **(fields or {}),
+            **delivery_fields(report or DeliveryReport()),
             "status": TaskStatus.QUEUED.value,
-            "stage": "waiting_for_retry",
+            "stage": Stage.WAITING_FOR_RETRY.value,
             "lease": firestore.DELETE_FIELD,
             "last_error": error.model_dump(),
-            "updated_at": firestore.SERVER_TIMESTAMP,
+            **_timestamps("updated_at"),
         }
         return self._update_if_owner(task_id, owner, update)
 
@@ -198,23 +234,18 @@ class TaskStore:
         Returns False when a document already exists under ``task_id`` (a redelivery of the same bad
         message, or a valid task that happens to share the id, whose record must not be clobbered).
         """
-        ref = self._ref(task_id)
+        rejected = TaskDocument(
+            task_id=task_id,
+            status=TaskStatus.FAILED,
+            stage=Stage.REJECTED,
+            message_id=message_id,
+            attempts=1,
+            error=error,
+            raw_excerpt=raw_excerpt,
+            expire_at=self.expiry(),
+        )
         try:
-            ref.create(
-                {
-                    "task_id": task_id,
-                    "status": TaskStatus.FAILED.value,
-                    "message_id": message_id,
-                    "attempts": 1,
-                    "stage": "rejected",
-                    "error": error.model_dump(),
-                    "raw_excerpt": raw_excerpt,
-                    "expire_at": self._expiry(),
-                    "created_at": firestore.SERVER_TIMESTAMP,
-                    "updated_at": firestore.SERVER_TIMESTAMP,
-                    "finished_at": firestore.SERVER_TIMESTAMP,
-                }
-            )
+            self.ref(task_id).create({**new_task_fields(rejected), **_timestamps("finished_at")})
         except Conflict:
             return False
         return True
@@ -223,8 +254,7 @@ class TaskStore:
         self,
         task_id: str,
         *,
-        delivery_count: int | None,
-        details: dict[str, Any],
+        record: DeadLetterRecord,
         message: TaskMessage | None = None,
     ) -> DeadLetterResult:
         """Record a dead-lettered task as failed (code ``dead_lettered``) with the reason and attempt count.
@@ -233,47 +263,39 @@ class TaskStore:
         terminal is left alone; a task running under a live lease is left to that delivery (BUSY). A task
         never claimed (every delivery died before the claim) is created as failed.
         """
-        ref = self._ref(task_id)
+        ref = self.ref(task_id)
 
         @firestore.transactional
         def _dead_letter(transaction: firestore.Transaction) -> DeadLetterResult:
-            snapshot = ref.get(transaction=transaction)
-            data = (snapshot.to_dict() or {}) if snapshot.exists else {}
-            status = TaskStatus(data.get("status", TaskStatus.QUEUED))
-            if snapshot.exists and status in TERMINAL_STATUSES:
+            stored = read(ref.get(transaction=transaction))
+            if stored is not None and stored.is_terminal:
                 return DeadLetterResult.ALREADY_TERMINAL
-            if _held_by_live_lease(data, _now()):
+            if held_by_live_lease(stored, now()):
                 return DeadLetterResult.BUSY
-            attempts = int(data.get("attempts", 0))
-            last_error = data.get("last_error") or {}
-            count = delivery_count if delivery_count is not None else attempts
+            claims = stored.attempts if stored is not None else 0
+            last_error = stored.last_error if stored is not None else None
+            count = record.delivery_count if record.delivery_count is not None else claims
             reason = f"gave up after {count} deliveries"
-            if last_error:
-                reason += f"; the last failed with {last_error.get('code')}: {last_error.get('message')}"
+            if last_error is not None:
+                reason += f"; the last failed with {last_error.code}: {last_error.message}"
             update = {
                 "status": TaskStatus.FAILED.value,
-                "stage": "dead_lettered",
+                "stage": Stage.DEAD_LETTERED.value,
                 "error": TaskError(code=DEAD_LETTERED, message=reason[:1000]).model_dump(),
-                "dead_letter": {**details, "delivery_count": delivery_count, "claims": attempts},
-                "finished_at": firestore.SERVER_TIMESTAMP,
-                "updated_at": firestore.SERVER_TIMESTAMP,
-                "expire_at": self._expiry(),
+                "dead_letter": record.model_copy(update={"claims": claims}).model_dump(),
+                "expire_at": self.expiry(),
+                **_timestamps("finished_at", "updated_at"),
             }
-            if snapshot.exists:
+            if stored is not None:
                 transaction.update(ref, {**update, "lease": firestore.DELETE_FIELD})
-            else:
-                created = {"task_id": task_id, "attempts": 0, "created_at": firestore.SERVER_TIMESTAMP}
-                if message is not None:
-                    created.update(prompt=message.prompt, hints=message.hints())
-                transaction.set(ref, {**created, **update})
+                return DeadLetterResult.RECORDED
+            created = TaskDocument(task_id=task_id, status=TaskStatus.FAILED, attempts=0)
+            if message is not None:
+                created = created.model_copy(update={"prompt": message.prompt, "hints": message.hints()})
+            transaction.set(ref, {**new_task_fields(created), **update})
             return DeadLetterResult.RECORDED
 
-        return _dead_letter(self._client.transaction())
-
-    def find_by_publish_time(self, publish_time: str) -> list[str]:
-        """Ids of the tasks first published at ``publish_time`` (how a dead letter without a task_id is traced)."""
-        query = self._collection.where(filter=FieldFilter("publish_time", "==", publish_time)).limit(10)
-        return [snapshot.id for snapshot in query.stream()]
+        return _dead_letter(self.transaction())
 
     def reopen(self, task_id: str) -> ReopenResult:
         """Set a dead-lettered task back to queued so that a replayed message is not taken for a duplicate.
@@ -281,77 +303,68 @@ class TaskStore:
         The earlier error and dead-letter details move to ``history``; the attempt count starts again (a
         replay gets its own deliveries). Only a task failed with ``dead_lettered`` is reopened.
         """
-        ref = self._ref(task_id)
+        ref = self.ref(task_id)
 
         @firestore.transactional
         def _reopen(transaction: firestore.Transaction) -> ReopenResult:
-            snapshot = ref.get(transaction=transaction)
-            if not snapshot.exists:
+            stored = read(ref.get(transaction=transaction))
+            if stored is None:
                 return ReopenResult.MISSING
-            data = snapshot.to_dict() or {}
-            if data.get("status") != TaskStatus.FAILED.value or (data.get("error") or {}).get("code") != DEAD_LETTERED:
-                if data.get("status") in {s.value for s in TERMINAL_STATUSES}:
-                    return ReopenResult.TERMINAL
-                return ReopenResult.NOT_DEAD_LETTERED
-            entry = {
-                "error": data.get("error"),
-                "dead_letter": data.get("dead_letter"),
-                "last_error": data.get("last_error"),
-                "attempts": data.get("attempts", 0),
-                "reopened_at": _now(),
-            }
+            if not stored.is_dead_lettered:
+                return ReopenResult.TERMINAL if stored.is_terminal else ReopenResult.NOT_DEAD_LETTERED
+            entry = HistoryEntry(
+                error=stored.error,
+                dead_letter=stored.dead_letter,
+                last_error=stored.last_error,
+                attempts=stored.attempts,
+                reopened_at=now(),
+            )
             transaction.update(
                 ref,
                 {
                     "status": TaskStatus.QUEUED.value,
-                    "stage": "replayed",
+                    "stage": Stage.REPLAYED.value,
                     "attempts": 0,
                     "replays": firestore.Increment(1),
-                    "history": firestore.ArrayUnion([entry]),
-                    "error": firestore.DELETE_FIELD,
-                    "dead_letter": firestore.DELETE_FIELD,
-                    "finished_at": firestore.DELETE_FIELD,
-                    "expire_at": firestore.DELETE_FIELD,
-                    "updated_at": firestore.SERVER_TIMESTAMP,
+                    "history": firestore.ArrayUnion([entry.model_dump()]),
+                    **dict.fromkeys(("error", "dead_letter", "finished_at", "expire_at"), firestore.DELETE_FIELD),
+                    **_timestamps("updated_at"),
                 },
             )
             return ReopenResult.REOPENED
 
-        return _reopen(self._client.transaction())
+        return _reopen(self.transaction())
+
+    def find_by_publish_time(self, publish_time: str) -> list[str]:
+        """Ids of the tasks first published at ``publish_time`` (how a dead letter without a task_id is traced)."""
+        query = self._collection.where(filter=FieldFilter("publish_time", "==", publish_time)).limit(10)
+        return [snapshot.id for snapshot in query.stream()]
 
     def get(self, task_id: str) -> TaskDocument | None:
-        snapshot = self._ref(task_id).get()
-        if not snapshot.exists:
-            return None
-        return TaskDocument.model_validate(snapshot.to_dict())
-
-    def get_raw(self, task_id: str) -> dict[str, Any] | None:
-        snapshot = self._ref(task_id).get()
-        return snapshot.to_dict() if snapshot.exists else None
+        return read(self.ref(task_id).get())
 
     def recent(
-        self, *, status: str | None = None, limit: int = 20, since: datetime | None = None
-    ) -> list[dict[str, Any]]:
+        self, *, status: TaskStatus | None = None, limit: int = 20, since: datetime | None = None
+    ) -> list[TaskDocument]:
         """The most recently updated tasks, newest first, optionally in one status and updated at or after
         ``since`` (the status + updated_at index in firestore.tf serves both)."""
         query: Any = self._collection
         if status:
-            query = query.where(filter=FieldFilter("status", "==", status))
+            query = query.where(filter=FieldFilter("status", "==", status.value))
         if since is not None:
             query = query.where(filter=FieldFilter("updated_at", ">=", since))
         query = query.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit)
-        return [snapshot.to_dict() or {} for snapshot in query.stream()]
+        return [TaskDocument.parse(snapshot.to_dict() or {}) for snapshot in query.stream()]
 
     def _update_if_owner(self, task_id: str, owner: str, update: dict[str, Any]) -> bool:
-        ref = self._ref(task_id)
+        ref = self.ref(task_id)
 
         @firestore.transactional
         def _update(transaction: firestore.Transaction) -> bool:
-            snapshot = ref.get(transaction=transaction)
-            data = snapshot.to_dict() or {}
-            if (data.get("lease") or {}).get("owner") != owner:
+            stored = read(ref.get(transaction=transaction))
+            if stored is None or stored.lease is None or stored.lease.owner != owner:
                 return False
             transaction.update(ref, update)
             return True
 
-        return _update(self._client.transaction())
+        return _update(self.transaction())
