@@ -239,3 +239,24 @@ def test_sources_are_fenced_as_untrusted_data():
     assert '<source id="S1"' in user["content"]
     assert user["content"].count("</source>") == 1  # the source cannot close its own fence
     assert '"cloud": "gcp"' in user["content"]
+
+
+def test_an_attempt_is_priced_from_what_was_tried_and_estimated_when_the_stream_reported_no_usage():
+    import time
+
+    from atlas.llm.attempts import ChainTools, EntryRun, GenerationRequest, Tried
+    from atlas.llm.pricing import Usage, default_prices
+    from atlas.llm.providers import Clients
+
+    seen = []
+    tools = ChainTools(Clients({}), RetryPolicy(), default_prices(), sleep=lambda s: None, rng=random.Random(1))
+    messages = [{"role": "user", "content": "x" * 300}]
+    request = GenerationRequest(messages, {}, parse=str, repair=lambda m, o, e: m, deadline=Deadline(60),
+                                on_text=lambda label, text: None, on_attempt=seen.append)  # fmt: skip
+    run = EntryRun(tools, request)
+    mini = ChainEntry(provider="openai", model="gpt-4o-mini")
+    cut = run.record(Tried(mini, 1, "broken_stream", messages, time.monotonic(), reason="cut", output="y" * 30))
+    assert cut.usage_estimated and cut.usage == Usage(input_tokens=104, output_tokens=10) and cut.cost_usd > 0
+    answered = run.record(Tried(mini, 2, "ok", messages, time.monotonic(), usage=Usage(1000, 0, 100)))
+    assert not answered.usage_estimated and answered.cost_usd == pytest.approx((1000 * 0.15 + 100 * 0.6) / 1e6)
+    assert seen == run.attempts == [cut, answered] and cut.entry == "openai/gpt-4o-mini"

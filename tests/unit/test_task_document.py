@@ -10,7 +10,8 @@ from fake_openai import design_for
 
 from atlas.design.schema import Design
 from atlas.errors import ContentRefusedError, LLMUnavailableError
-from atlas.llm.chain import Attempt, ChainFailure, Fallback, Generation
+from atlas.llm.attempts import Attempt
+from atlas.llm.chain import ChainFailure, Fallback, Generation
 from atlas.llm.pricing import Usage
 from atlas.llm.retry import FailureKind
 from atlas.models import Lease, Source, TaskError, TaskMessage, TaskStatus

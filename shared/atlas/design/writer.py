@@ -20,7 +20,8 @@ from atlas.config import ChainEntry
 from atlas.design.packing import Packed, pack_sources
 from atlas.design.schema import Design
 from atlas.errors import InvalidOutputError
-from atlas.llm.chain import Attempt, ChainFailure, Generation, ProviderChain, TextSink, parse_json_object
+from atlas.llm.attempts import Attempt, TextSink
+from atlas.llm.chain import ChainFailure, Generation, ProviderChain, parse_json_object
 from atlas.llm.retry import Deadline
 from atlas.llm.tokens import estimate_message_tokens
 from atlas.models import Source, TaskMessage

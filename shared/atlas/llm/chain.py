@@ -22,56 +22,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-import openai
-
 from atlas.config import ChainEntry
-from atlas.errors import InvalidOutputError, StreamBroken
+from atlas.errors import InvalidOutputError
+from atlas.llm.attempts import Attempt, ChainTools, EntryRun, GenerationRequest, Messages, Repair, TextSink
 from atlas.llm.pricing import PriceTable, Usage, default_prices
 from atlas.llm.providers import Clients, entry_is_configured
-from atlas.llm.retry import Cooldowns, Deadline, Failure, FailureKind, RetryPolicy, classify
-from atlas.llm.streaming import Completion, stream_completion
-from atlas.llm.tokens import estimate_message_tokens, estimate_tokens
+from atlas.llm.retry import Cooldowns, Deadline, Failure, FailureKind, RetryPolicy
 
 T = TypeVar("T")
 
-MIN_ATTEMPT_S = 2.0  # an attempt with less time than this left in the deadline is not started
-TextSink = Callable[[str, str], None]  # (entry label, the whole text so far)
-Repair = Callable[[list[dict[str, str]], str, str], list[dict[str, str]]]  # (messages, bad output, error)
 # Kinds after which the task may succeed if retried later (another delivery, after Pub/Sub's backoff).
 RETRY_LATER_KINDS = frozenset(
     {FailureKind.TRANSIENT, FailureKind.BROKEN_STREAM, FailureKind.DEADLINE, FailureKind.COOLDOWN}
 )
 COOLDOWN_KINDS = frozenset({FailureKind.TRANSIENT, FailureKind.PERMANENT, FailureKind.BROKEN_STREAM})
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One request to one entry, successful or not, and what it cost."""
-
-    entry: str
-    number: int
-    outcome: str  # "ok" or a FailureKind
-    reason: str
-    usage: Usage
-    usage_estimated: bool
-    cost_usd: float
-    priced: bool
-    duration_ms: float
-    retry_in_s: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "entry": self.entry,
-            "number": self.number,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "usage": self.usage.as_dict(),
-            "usage_estimated": self.usage_estimated,
-            "cost_usd": self.cost_usd,
-            "priced": self.priced,
-            "duration_ms": self.duration_ms,
-            "retry_in_s": self.retry_in_s,
-        }
 
 
 @dataclass(frozen=True)
@@ -141,13 +105,15 @@ class ProviderChain:
         rng: random.Random | None = None,
     ) -> None:
         self._entries = tuple(entries)
-        self._policy = policy or RetryPolicy()
-        self._prices = prices or default_prices()
         self._environ = dict(os.environ if environ is None else environ)
-        self._clients = Clients(self._environ)
+        self._tools = ChainTools(
+            clients=Clients(self._environ),
+            policy=policy or RetryPolicy(),
+            prices=prices or default_prices(),
+            sleep=sleep,
+            rng=rng or random.Random(),
+        )
         self._cooldowns = Cooldowns()
-        self._sleep = sleep
-        self._rng = rng or random.Random()
 
     @property
     def entries(self) -> tuple[ChainEntry, ...]:
@@ -159,13 +125,13 @@ class ProviderChain:
 
     @property
     def unpriced(self) -> list[ChainEntry]:
-        return [e for e in self._entries if self._prices.price_for(e.provider, e.model) is None]
+        return [e for e in self._entries if self._tools.prices.price_for(e.provider, e.model) is None]
 
     def cheapest(self) -> tuple[ChainEntry, ...]:
         """The configured entries with the lowest known price (in chain order); all of them if none is priced."""
         weights = {}
         for entry in self.configured:
-            price = self._prices.price_for(entry.provider, entry.model)
+            price = self._tools.prices.price_for(entry.provider, entry.model)
             if price is not None:
                 weights[entry] = price.per_task_weight
         if not weights:
@@ -175,7 +141,7 @@ class ProviderChain:
 
     def generate_json(
         self,
-        messages: list[dict[str, str]],
+        messages: Messages,
         *,
         schema_name: str,
         schema: dict[str, Any],
@@ -187,7 +153,18 @@ class ProviderChain:
         entries: Sequence[ChainEntry] | None = None,
     ) -> Generation[T] | ChainFailure:
         """Ask each entry in turn for JSON matching ``schema``; ``parse`` raises InvalidOutputError."""
-        run = _Run(self, messages, schema_name, schema, parse, repair, deadline, on_text, on_attempt)
+        request = GenerationRequest(
+            messages=messages,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": schema, "strict": False},
+            },
+            parse=parse,
+            repair=repair,
+            deadline=deadline,
+            on_text=on_text or (lambda label, text: None),
+            on_attempt=on_attempt or (lambda attempt: None),
+        )
         candidates = [e for e in (entries if entries is not None else self._entries) if self._is_configured(e)]
         if not candidates:
             names = ", ".join(entry.label for entry in (entries or self._entries)) or "none"
@@ -195,6 +172,10 @@ class ProviderChain:
                 reason=f"no LLM provider is configured (chain entries without credentials: {names}).",
                 configured=False,
             )
+        return self._try_in_turn(EntryRun(self._tools, request), candidates)
+
+    def _try_in_turn(self, run: EntryRun[T], candidates: list[ChainEntry]) -> Generation[T] | ChainFailure:
+        """Each usable entry in order until one answers; entries in cooldown are skipped (unless all are)."""
         usable = [e for e in candidates if not self._cooldowns.active(e.label)] or candidates
         fallbacks = [
             Fallback(e.label, FailureKind.COOLDOWN, "failed in this instance a moment ago; skipped")
@@ -213,7 +194,7 @@ class ProviderChain:
                 )
             fallbacks.append(Fallback(entry.label, result.kind, result.reason))
             if result.kind in COOLDOWN_KINDS:
-                self._cooldowns.put(entry.label, self._policy.cooldown_s)
+                self._cooldowns.put(entry.label, self._tools.policy.cooldown_s)
             if result.kind is FailureKind.DEADLINE:
                 break
         return ChainFailure(
@@ -224,135 +205,6 @@ class ProviderChain:
 
     def _is_configured(self, entry: ChainEntry) -> bool:
         return entry_is_configured(entry, self._environ)
-
-
-@dataclass(frozen=True)
-class _Answer(Generic[T]):
-    value: T
-    model: str
-
-
-class _Run(Generic[T]):
-    """The attempts of one ``generate_json`` call."""
-
-    def __init__(
-        self,
-        chain: ProviderChain,
-        messages: list[dict[str, str]],
-        schema_name: str,
-        schema: dict[str, Any],
-        parse: Callable[[str], T],
-        repair: Repair,
-        deadline: Deadline,
-        on_text: TextSink | None,
-        on_attempt: Callable[[Attempt], None] | None,
-    ) -> None:
-        self._chain = chain
-        self._messages = messages
-        self._format = {"type": "json_schema", "json_schema": {"name": schema_name, "schema": schema, "strict": False}}
-        self._parse = parse
-        self._repair = repair
-        self._deadline = deadline
-        self._on_text = on_text or (lambda label, text: None)
-        self._on_attempt = on_attempt or (lambda attempt: None)
-        self.attempts: list[Attempt] = []
-
-    def entry(self, entry: ChainEntry) -> _Answer[T] | Failure:
-        policy = self._chain._policy
-        messages = self._messages
-        repaired = False
-        retries = 0
-        number = 0
-        while True:
-            remaining = self._deadline.remaining()
-            if remaining < MIN_ATTEMPT_S:
-                return Failure(FailureKind.DEADLINE, f"only {remaining:.1f} s left of the task deadline")
-            number += 1
-            self._on_text(entry.label, "")  # a new attempt replaces whatever partial output was shown
-            started = time.monotonic()
-            try:
-                completion = stream_completion(
-                    self._chain._clients.get(entry),
-                    entry,
-                    messages,
-                    response_format=self._format,
-                    time_limit_s=remaining,
-                    stall_s=policy.stall_s,
-                    on_text=lambda text: self._on_text(entry.label, text),
-                )
-            except StreamBroken as exc:
-                self._record(entry, number, FailureKind.BROKEN_STREAM, exc.reason, messages, exc.text, None, started)
-                return Failure(FailureKind.BROKEN_STREAM, exc.reason)
-            except openai.OpenAIError as exc:
-                failure = classify(exc)
-                wait = None
-                if failure.retryable and retries < policy.attempts_per_entry - 1:
-                    wait = policy.delay(retries + 1, failure, self._chain._rng)
-                    if wait > self._deadline.remaining() - MIN_ATTEMPT_S:
-                        wait = None
-                        failure = Failure(failure.kind, failure.reason + " (no time left in the deadline to retry)")
-                self._record(entry, number, failure.kind, failure.reason, messages, "", Usage(), started, wait)
-                if wait is None:
-                    if failure.retryable:
-                        return Failure(failure.kind, f"{failure.reason} (after {number} attempts)")
-                    return failure
-                retries += 1
-                self._chain._sleep(wait)
-                continue
-            outcome = self._judge(completion)
-            if isinstance(outcome, Failure):
-                can_repair = outcome.kind is FailureKind.INVALID_OUTPUT and outcome.retryable and not repaired
-                self._record(entry, number, outcome.kind, outcome.reason, messages, completion.content,
-                             completion.usage, started)  # fmt: skip
-                if can_repair:
-                    repaired = True
-                    messages = self._repair(self._messages, completion.content, outcome.reason)
-                    continue
-                return outcome
-            self._record(entry, number, "ok", "", messages, completion.content, completion.usage, started)
-            return _Answer(outcome, completion.model)
-
-    def _judge(self, completion: Completion) -> T | Failure:
-        if completion.refusal or completion.finish_reason == "content_filter":
-            return Failure(FailureKind.REFUSAL, f"the model refused: {completion.refusal or 'content filter'}"[:500])
-        if completion.finish_reason == "length":
-            # Not repairable: the same request would be cut at the same length again.
-            return Failure(FailureKind.INVALID_OUTPUT, "the output was cut at max_output_tokens")
-        try:
-            return self._parse(completion.content)
-        except InvalidOutputError as exc:
-            return Failure(FailureKind.INVALID_OUTPUT, str(exc)[:500], retryable=True)
-
-    def _record(
-        self,
-        entry: ChainEntry,
-        number: int,
-        outcome: str,
-        reason: str,
-        messages: list[dict[str, str]],
-        output: str,
-        usage: Usage | None,
-        started: float,
-        retry_in_s: float | None = None,
-    ) -> None:
-        estimated = usage is None
-        if usage is None:  # the stream never reported usage: bill what was sent and what arrived
-            usage = Usage(input_tokens=estimate_message_tokens(messages), output_tokens=estimate_tokens(output))
-        price = self._chain._prices.price_for(entry.provider, entry.model)
-        attempt = Attempt(
-            entry=entry.label,
-            number=number,
-            outcome=str(outcome),
-            reason=reason,
-            usage=usage,
-            usage_estimated=estimated,
-            cost_usd=price.cost(usage) if price else 0.0,
-            priced=price is not None,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            retry_in_s=round(retry_in_s, 3) if retry_in_s is not None else None,
-        )
-        self.attempts.append(attempt)
-        self._on_attempt(attempt)
 
 
 def parse_json_object(content: str) -> dict[str, Any]:

@@ -34,8 +34,9 @@ from atlas.errors import (
     TaskBusyError,
     TransientError,
 )
+from atlas.llm.attempts import Attempt
 from atlas.llm.budget import DailyBudget
-from atlas.llm.chain import Attempt, ChainFailure, Generation, ProviderChain
+from atlas.llm.chain import ChainFailure, Generation, ProviderChain
 from atlas.llm.retry import Deadline
 from atlas.models import Source, TaskError, TaskMessage, TaskStatus
 from atlas.observability.logs import log_context

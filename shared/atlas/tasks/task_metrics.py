@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from atlas.observability.metrics import InstanceMetrics, entry_labels
 
 if TYPE_CHECKING:
-    from atlas.llm.chain import Attempt, Fallback
+    from atlas.llm.attempts import Attempt
+    from atlas.llm.chain import Fallback
 
 
 class TaskMetrics:
