@@ -98,6 +98,11 @@ class IndexBackend(Protocol):
 
     def query(self, query: HybridQuery, *, with_payload: bool | list[str]) -> list[ScoredPayload]: ...
 
+    def query_batch(
+        self, queries: Sequence[HybridQuery], *, with_payload: Sequence[bool | list[str]]
+    ) -> list[list[ScoredPayload]]:
+        """Several queries in one call (the reranking stage's fused list and its two prefetch lists)."""
+
     def count(self) -> int: ...
 
     def optimize(self) -> bool:

@@ -94,6 +94,17 @@ class EdgeBackend:
         points = _call(self._shard.query, request)
         return [ScoredPayload(str(p.id), float(p.score), p.payload or {}) for p in points]
 
+    def query_batch(
+        self, queries: Sequence[HybridQuery], *, with_payload: Sequence[bool | list[str]]
+    ) -> list[list[ScoredPayload]]:
+        requests = [_request(q, payload) for q, payload in zip(queries, with_payload, strict=True)]
+        asked = [request for request in requests if request is not None]
+        answers = iter(_call(self._shard.query_batch, edge.QueryBatchRequest(asked)) if asked else [])
+        return [
+            [ScoredPayload(str(p.id), float(p.score), p.payload or {}) for p in next(answers)] if request else []
+            for request in requests
+        ]
+
     def ids_by_source(self, sources: Sequence[str]) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
         for start in range(0, len(sources), SOURCE_LOOKUP_BATCH):

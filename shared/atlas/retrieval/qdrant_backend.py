@@ -78,37 +78,18 @@ class QdrantBackend:
         self._client.close()
 
     def query(self, query: HybridQuery, *, with_payload: bool | list[str]) -> list[ScoredPayload]:
-        retrievers = query.retrievers()
-        if not retrievers:
-            return []
-        query_filter = _filter(query.filters)
-        vectors = [(name, _sparse(v) if name == SPARSE else [float(x) for x in v]) for name, v in retrievers]
-        if not query.is_fused():
-            name, vector = vectors[0]
-            response = self._client.query_points(
-                self.collection,
-                query=vector,
-                using=name,
-                query_filter=query_filter,
-                limit=query.limit,
-                with_payload=with_payload,
-            )
-        else:
-            limit = max(query.prefetch_limit, query.limit)
-            fusion: Any = (
-                models.FusionQuery(fusion=models.Fusion.DBSF)
-                if query.fusion == "dbsf"
-                else models.RrfQuery(rrf=models.Rrf(k=query.rrf_k))
-            )
-            response = self._client.query_points(
-                self.collection,
-                prefetch=[models.Prefetch(query=v, using=n, limit=limit, filter=query_filter) for n, v in vectors],
-                query=fusion,
-                query_filter=query_filter,
-                limit=query.limit,
-                with_payload=with_payload,
-            )
-        return [ScoredPayload(str(p.id), float(p.score), p.payload or {}) for p in response.points]
+        return self.query_batch([query], with_payload=[with_payload])[0]
+
+    def query_batch(
+        self, queries: Sequence[HybridQuery], *, with_payload: Sequence[bool | list[str]]
+    ) -> list[list[ScoredPayload]]:
+        requests = [_request(q, payload) for q, payload in zip(queries, with_payload, strict=True)]
+        asked = [request for request in requests if request is not None]
+        answers = iter(self._client.query_batch_points(self.collection, requests=asked) if asked else [])
+        return [
+            [ScoredPayload(str(p.id), float(p.score), p.payload or {}) for p in next(answers).points] if request else []
+            for request in requests
+        ]
 
     def ids_by_source(self, sources: Sequence[str]) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
@@ -127,6 +108,33 @@ class QdrantBackend:
 
     def count(self) -> int:
         return self._client.count(self.collection, exact=True).count
+
+
+def _request(query: HybridQuery, with_payload: bool | list[str]) -> models.QueryRequest | None:
+    """The Query API request: prefetches fused by the server, or one retriever alone (None: nothing to ask)."""
+    retrievers = query.retrievers()
+    if not retrievers:
+        return None
+    query_filter = _filter(query.filters)
+    vectors = [(name, _sparse(v) if name == SPARSE else [float(x) for x in v]) for name, v in retrievers]
+    if not query.is_fused():
+        name, vector = vectors[0]
+        return models.QueryRequest(
+            query=vector, using=name, filter=query_filter, limit=query.limit, with_payload=with_payload
+        )
+    limit = max(query.prefetch_limit, query.limit)
+    fusion: Any = (
+        models.FusionQuery(fusion=models.Fusion.DBSF)
+        if query.fusion == "dbsf"
+        else models.RrfQuery(rrf=models.Rrf(k=query.rrf_k))
+    )
+    return models.QueryRequest(
+        prefetch=[models.Prefetch(query=v, using=n, limit=limit, filter=query_filter) for n, v in vectors],
+        query=fusion,
+        filter=query_filter,
+        limit=query.limit,
+        with_payload=with_payload,
+    )
 
 
 def _point(point: IndexPoint) -> models.PointStruct:
