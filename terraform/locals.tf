@@ -87,6 +87,9 @@ locals {
     ATLAS_FUSION              = "dbsf"
     ATLAS_PREFETCH_LIMIT      = 100
     ATLAS_RRF_K               = 2
+    ATLAS_RERANK              = true
+    ATLAS_RERANK_CANDIDATES   = 30
+    ATLAS_RERANK_MIN_RELATIVE = 0.15
     ATLAS_CHUNK_MAX_CHARS     = 1200
     ATLAS_CHUNK_OVERLAP_CHARS = 200
     ATLAS_QUERY_CACHE_SIZE    = 1024

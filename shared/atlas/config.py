@@ -148,6 +148,10 @@ class RetrievalSettings(_Settings):
     fusion: Literal["rrf", "dbsf"] = "dbsf"
     prefetch_limit: int = Field(default=100, ge=10, le=1000)
     rrf_k: int = Field(default=2, ge=1, le=1000)
+    # The reranking and selection stage after hybrid search: which candidates reach the LLM (docs/retrieval.md).
+    rerank: bool = True
+    rerank_candidates: int = Field(default=30, ge=10, le=200)
+    rerank_min_relative: float = Field(default=0.15, ge=0.0, le=1.0)
     chunk_max_chars: int = Field(default=1200, ge=200, le=20000)
     chunk_overlap_chars: int = Field(default=200, ge=0, le=5000)
     query_cache_size: int = Field(default=1024, ge=0, le=1_000_000)

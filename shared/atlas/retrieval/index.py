@@ -8,7 +8,9 @@ too, until it is ingested again; it never loses one.
 
 Search is hybrid by default: a dense and a BM25 prefetch fused by the engine (RRF or DBSF). The engine is
 behind :class:`~atlas.retrieval.backend.IndexBackend`: Qdrant Edge in this process for a folder, managed
-Qdrant for a URL, both sent the same :class:`~atlas.retrieval.backend.HybridQuery`.
+Qdrant for a URL, both sent the same :class:`~atlas.retrieval.backend.HybridQuery`. With a
+:class:`~atlas.retrieval.rerank.Reranker`, hybrid results are reranked, and a search keeps only the
+candidates close enough to the best (:mod:`atlas.retrieval.rerank`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from atlas.retrieval.backend import (
 from atlas.retrieval.bm25 import Bm25Encoder
 from atlas.retrieval.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP_CHARS, Chunk, chunk_markdown
 from atlas.retrieval.embedder import Embedder
+from atlas.retrieval.rerank import Reranker
 
 EMBED_BATCH = 256
 
@@ -118,8 +121,10 @@ class KnowledgeIndex:
         *,
         ranking: Ranking | None = None,
         chunking: Chunking | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.backend = backend
+        self.reranker = reranker
         self._embedder = embedder
         self._bm25 = bm25 or Bm25Encoder()
         self.ranking = ranking or Ranking()
@@ -214,16 +219,33 @@ class KnowledgeIndex:
     def rank(
         self, query: str, *, top_k: int, filters: SearchFilters | None = None, mode: SearchMode = "hybrid"
     ) -> list[Hit]:
-        """The ``top_k`` chunks for ``query``: ids, scores and sources, best first (no text)."""
-        scored = self.backend.query(self.query(query, top_k=top_k, filters=filters, mode=mode), with_payload=["source"])
+        """The ``top_k`` chunks for ``query``: ids, scores and sources, best first (no text). Reranked, not cut:
+        the ranking the benchmark scores."""
+        scored = self._scored(query, top_k=top_k, filters=filters, mode=mode, with_payload=["source"], cut=False)
         return [Hit(p.id, p.score, str(p.payload.get("source", ""))) for p in scored]
 
     def search(
         self, query: str, *, top_k: int, filters: SearchFilters | None = None, mode: SearchMode = "hybrid"
     ) -> list[Source]:
-        """The ``top_k`` chunks for ``query`` with their text, title and section, best first."""
-        scored = self.backend.query(self.query(query, top_k=top_k, filters=filters, mode=mode), with_payload=True)
+        """At most ``top_k`` chunks for ``query`` with their text, title and section, best first; with a
+        reranker, fewer when the rest fall too far below the best."""
+        scored = self._scored(query, top_k=top_k, filters=filters, mode=mode, with_payload=True, cut=True)
         return [_to_source(point) for point in scored]
+
+    def _scored(
+        self,
+        query: str,
+        *,
+        top_k: int,
+        filters: SearchFilters | None,
+        mode: SearchMode,
+        with_payload: bool | list[str],
+        cut: bool,
+    ) -> list[ScoredPayload]:
+        request = self.query(query, top_k=top_k, filters=filters, mode=mode)
+        if mode == "hybrid" and self.reranker is not None:
+            return self.reranker.query(self.backend, request, with_payload=with_payload, cut=cut)
+        return self.backend.query(request, with_payload=with_payload)
 
 
 def _to_source(point: ScoredPayload) -> Source:
@@ -236,4 +258,3 @@ def _to_source(point: ScoredPayload) -> Source:
         section=str(payload.get("section", "")),
         score=point.score,
     )
-

@@ -23,6 +23,7 @@ from atlas.retrieval.embedder import Embedder
 from atlas.retrieval.index import Chunking, Document, KnowledgeIndex, Ranking, SearchFilters, open_backend
 from atlas.retrieval.query_cache import QueryCache
 from atlas.retrieval.replica import DirectIndex, IndexReplica, SnapshotReplica
+from atlas.retrieval.rerank import Reranker, Reranking
 from atlas.retrieval.snapshot_store import SnapshotStore
 
 MAX_QUERY_CHARS = 8000
@@ -131,13 +132,19 @@ class RetrievalService:
     def describe(self) -> dict[str, Any]:
         """How this instance ranks (for logs and the benchmark)."""
         index = self.index()
-        return {"backend": self.backend, **index.ranking.__dict__}
+        reranking = index.reranker.settings.__dict__ if index.reranker else {"enabled": False}
+        return {"backend": self.backend, **index.ranking.__dict__, "rerank": reranking}
 
 
 def open_replica(settings: RetrievalSettings) -> IndexReplica:
     """The model and the index this instance serves: managed Qdrant, an Edge folder, or Edge kept in GCS."""
     embedder = Embedder(settings.embedding_model_dir, threads=settings.embedding_threads)
     bm25 = Bm25Encoder()
+    reranker = (
+        Reranker(Reranking(candidates=settings.rerank_candidates, min_relative=settings.rerank_min_relative))
+        if settings.rerank
+        else None
+    )
 
     def index_over(backend: IndexBackend) -> KnowledgeIndex:
         return KnowledgeIndex(
@@ -146,6 +153,7 @@ def open_replica(settings: RetrievalSettings) -> IndexReplica:
             bm25,
             ranking=Ranking(fusion=settings.fusion, prefetch_limit=settings.prefetch_limit, rrf_k=settings.rrf_k),
             chunking=Chunking(max_chars=settings.chunk_max_chars, overlap_chars=settings.chunk_overlap_chars),
+            reranker=reranker,
         )
 
     if settings.index_bucket and settings.qdrant_path is not None:
