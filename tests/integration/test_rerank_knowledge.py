@@ -44,3 +44,14 @@ def test_one_retriever_alone_is_not_reranked(reranked, knowledge_index):
 def test_a_ranking_is_reranked_but_not_cut(reranked):
     hits = reranked.rank("exponential backoff with jitter", top_k=40)
     assert len(hits) == 40 and len({h.id for h in hits}) == 40
+
+
+def test_a_batch_answers_as_its_queries_one_by_one(knowledge_index):
+    backend = knowledge_index.backend
+    hybrid = knowledge_index.query("dead-letter queue replay", top_k=8)
+    dense = knowledge_index.query("dead-letter queue replay", top_k=8, mode="dense")
+    nothing = knowledge_index.query("the of and", top_k=8, mode="bm25")  # stop words only: nothing to ask
+    batch = backend.query_batch([hybrid, nothing, dense], with_payload=[True, False, ["source"]])
+    assert batch[0] == backend.query(hybrid, with_payload=True) and len(batch[0]) == 8
+    assert batch[1] == []
+    assert batch[2] == backend.query(dense, with_payload=["source"])
