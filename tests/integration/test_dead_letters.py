@@ -23,10 +23,10 @@ from atlas.tasks.dead_letter import (
     ATTR_SUBSCRIPTION,
     DeadLetterOutcome,
     handle_dead_letter_event,
-    replay_dead_letters,
 )
 from atlas.tasks.document import DeadLetterRecord, DeliveryReport
 from atlas.tasks.pipeline import PipelineDeps, process_event
+from atlas.tasks.replay import replay_dead_letters
 from atlas.tasks.store import DeadLetterResult, ReopenResult
 from support import TEST_PROJECT
 

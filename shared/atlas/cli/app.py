@@ -254,7 +254,7 @@ def _skip_line(skip: Skipped) -> str:
 def cmd_replay_dlq(args: argparse.Namespace, settings: config.CliSettings) -> int:
     from google.cloud import pubsub_v1
 
-    from atlas.tasks.dead_letter import replay_dead_letters
+    from atlas.tasks.replay import replay_dead_letters
 
     subscriber = pubsub_v1.SubscriberClient()
     publisher = pubsub_v1.PublisherClient()

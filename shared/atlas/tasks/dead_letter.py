@@ -9,7 +9,8 @@ the task as ``publish_time``.
 
 The handler records the task ``failed`` with code ``dead_lettered``, the reason (the task's
 ``last_error``) and the attempt counts, and acknowledges. ``atlas replay-dlq`` republishes after a fix
-with ``task_id`` written into the body, so that the replay runs under the same task id.
+with ``task_id`` written into the body, so that the replay runs under the same task id
+(:mod:`atlas.tasks.replay`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from atlas.errors import InvalidTaskError, TaskBusyError
 from atlas.models import TASK_ID_PATTERN, TaskMessage, TaskStatus
 from atlas.tasks.document import DEAD_LETTERED, DeadLetterRecord
 from atlas.tasks.envelope import PushedMessage, message_object
-from atlas.tasks.store import DeadLetterResult, ReopenResult, TaskStore
+from atlas.tasks.store import DeadLetterResult, TaskStore
 from atlas.tasks.task_metrics import TaskMetrics
 
 log = logging.getLogger("atlas.tasks.dead_letter")
@@ -161,94 +162,3 @@ def handle_dead_letter_event(
         extra={"labels": labels, "fields": letter.record().model_dump(exclude={"claims"})},
     )
     return DeadLetterOutcome.RECORDED
-
-
-@dataclass
-class ReplaySummary:
-    pulled: int = 0
-    replayed: int = 0
-    skipped_finished: int = 0  # the task ended some other way: acknowledged, not replayed
-    left_pending: int = 0  # its dead letter is not recorded yet (or dry run): left for a later run
-    unknown: int = 0  # no task id could be traced: left on the subscription
-    tasks: list[dict[str, str]] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-def replay_dead_letters(
-    subscriber: Any,
-    publisher: Any,
-    *,
-    subscription: str,
-    topic: str,
-    store: TaskStore,
-    max_messages: int | None = None,
-    dry_run: bool = False,
-    pull_timeout_s: float = 10.0,
-) -> ReplaySummary:
-    """Pull dead letters from ``subscription`` and republish their tasks to ``topic`` under the same task id.
-
-    Each task is reopened first (failed ``dead_lettered`` → queued, earlier error kept in ``history``) so
-    that the replay is not acknowledged as a duplicate; the body gets ``task_id`` so that the id survives
-    the new message id. Dead letters are acknowledged once republished (or when their task already ended
-    another way); the others are handed back at once (ack deadline 0) for a later run.
-    """
-    from google.api_core.exceptions import DeadlineExceeded
-
-    summary = ReplaySummary(tasks=[])
-    while max_messages is None or summary.pulled < max_messages:
-        want = min(100, (max_messages - summary.pulled) if max_messages is not None else 100)
-        try:
-            response = subscriber.pull(
-                request={"subscription": subscription, "max_messages": want}, timeout=pull_timeout_s
-            )
-        except DeadlineExceeded:
-            break
-        if not response.received_messages:
-            break
-        ack, hand_back = [], []
-        for received in response.received_messages:
-            summary.pulled += 1
-            message = received.message
-            pushed = PushedMessage(
-                message_id=message.message_id, data=bytes(message.data), attributes=dict(message.attributes)
-            )
-            letter = DeadLetter.of(pushed)
-            task_id = letter.task_id(store)
-            if task_id is None:
-                summary.unknown += 1
-                hand_back.append(received.ack_id)
-                summary.tasks.append({"message_id": message.message_id, "action": "unknown_task"})
-                continue
-            if dry_run:
-                document = store.get(task_id)
-                summary.left_pending += 1
-                hand_back.append(received.ack_id)
-                status = document.status.value if document is not None else "absent"
-                summary.tasks.append({"task_id": task_id, "action": "would_replay", "status": status})
-                continue
-            reopened = store.reopen(task_id)
-            if reopened is ReopenResult.TERMINAL:
-                summary.skipped_finished += 1
-                ack.append(received.ack_id)
-                summary.tasks.append({"task_id": task_id, "action": "already_finished"})
-                continue
-            if reopened is ReopenResult.NOT_DEAD_LETTERED:
-                summary.left_pending += 1
-                hand_back.append(received.ack_id)
-                summary.tasks.append({"task_id": task_id, "action": "pending"})
-                continue
-            publisher.publish(topic, letter.replay_body(task_id), **letter.original_attributes).result(timeout=30)
-            summary.replayed += 1
-            ack.append(received.ack_id)
-            summary.tasks.append({"task_id": task_id, "action": "replayed"})
-        if ack:
-            subscriber.acknowledge(request={"subscription": subscription, "ack_ids": ack})
-        if hand_back:
-            subscriber.modify_ack_deadline(
-                request={"subscription": subscription, "ack_ids": hand_back, "ack_deadline_seconds": 0}
-            )
-            if not ack:
-                break  # only messages to leave: pulling again would see them again
-    return summary
