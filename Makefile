@@ -84,6 +84,7 @@ package: setup
 
 lint: setup checkov
 	$(VENV)/bin/ruff check shared functions infra scripts tests
+	$(VENV)/bin/mypy
 	terraform fmt -check -recursive terraform
 
 unit: setup

@@ -48,7 +48,7 @@ def _store(settings: config.CliSettings) -> TaskStore:
 
 
 def cmd_submit(args: argparse.Namespace, settings: config.CliSettings) -> int:
-    from google.cloud import pubsub_v1
+    from google.cloud.pubsub_v1 import PublisherClient
 
     fields: dict[str, Any] = {"prompt": args.prompt}
     if args.task_id:
@@ -64,7 +64,7 @@ def cmd_submit(args: argparse.Namespace, settings: config.CliSettings) -> int:
     except ValidationError as exc:
         print(f"atlas: the task is not valid: {exc.errors(include_url=False)[0]['msg']}", file=sys.stderr)
         return EXIT_USAGE
-    publisher = pubsub_v1.PublisherClient()
+    publisher = PublisherClient()
     topic = publisher.topic_path(settings.project, settings.topic)
     message_id = publisher.publish(topic, message.model_dump_json(exclude_defaults=True).encode()).result(timeout=30)
     task_id = message.task_id or message_id
@@ -252,12 +252,12 @@ def _skip_line(skip: Skipped) -> str:
 
 
 def cmd_replay_dlq(args: argparse.Namespace, settings: config.CliSettings) -> int:
-    from google.cloud import pubsub_v1
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
     from atlas.tasks.replay import replay_dead_letters
 
-    subscriber = pubsub_v1.SubscriberClient()
-    publisher = pubsub_v1.PublisherClient()
+    subscriber = SubscriberClient()
+    publisher = PublisherClient()
     subscription = subscriber.subscription_path(settings.project, args.subscription or f"{settings.topic}-dlq-inspect")
     topic = publisher.topic_path(settings.project, settings.topic)
     summary = replay_dead_letters(

@@ -102,7 +102,7 @@ class RetryPolicy:
         if failure.retry_after_s is not None:
             # Honour the server, capped; a little jitter keeps instances from returning in lockstep.
             return min(failure.retry_after_s, self.retry_after_cap_s) + rng.uniform(0, 0.1)
-        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2.0 ** (attempt - 1))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)  # "equal jitter": never zero, never over the ceiling
 
 

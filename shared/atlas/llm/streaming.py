@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx2
 import openai
@@ -19,6 +19,10 @@ import openai
 from atlas.config import ChainEntry
 from atlas.errors import StreamBroken
 from atlas.llm.pricing import Usage
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.shared_params import ResponseFormatJSONSchema
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -48,9 +52,10 @@ def stream_completion(
     timeout = httpx2.Timeout(limit, connect=min(CONNECT_TIMEOUT_S, limit), read=min(stall_s, limit))
     stream = client.chat.completions.create(
         model=entry.model,
-        messages=messages,  # type: ignore[arg-type]
+        # Plain dictionaries of the shapes the SDK's TypedDicts describe.
+        messages=cast("list[ChatCompletionMessageParam]", messages),
         max_completion_tokens=entry.max_output_tokens,
-        response_format=response_format,  # type: ignore[arg-type]
+        response_format=cast("ResponseFormatJSONSchema", response_format),
         stream=True,
         stream_options={"include_usage": True},
         timeout=timeout,
@@ -70,8 +75,8 @@ def stream_completion(
                 if delta is not None and delta.content:
                     parts.append(delta.content)
                     on_text("".join(parts))
-                if delta is not None and getattr(delta, "refusal", None):
-                    refusal.append(delta.refusal)  # type: ignore[arg-type]
+                if delta is not None and delta.refusal:
+                    refusal.append(delta.refusal)
                 if choice.finish_reason:
                     finish_reason = choice.finish_reason
             if time.monotonic() - started > limit:

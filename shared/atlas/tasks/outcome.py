@@ -53,6 +53,7 @@ def decide_outcome(
     """Succeeded with the design; failed when every entry that answered refused; back to Pub/Sub when a later
     delivery might succeed and this is not the last one; otherwise degraded with a retrieval-only brief."""
     if isinstance(generation, Generation):
+        assert generation.value is not None, "a generation carries the value it produced"
         design = DesignResult.model_validate(generation.value.model_dump(by_alias=True))
         return Verdict(TaskStatus.SUCCEEDED, result=design, provider=generation.provider, model=generation.model)
     if generation.refused:

@@ -109,7 +109,8 @@ def replay_dead_letters(
             break
         if not response.received_messages:
             break
-        ack, hand_back = [], []
+        ack: list[str] = []
+        hand_back: list[str] = []
         for received in response.received_messages:
             message = received.message
             pushed = PushedMessage(message.message_id, bytes(message.data), dict(message.attributes))

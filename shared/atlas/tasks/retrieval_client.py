@@ -78,6 +78,7 @@ class RetrievalClient:
                 f"retrieval rejected the request ({response.status_code}): {response.text[:300]}"
             )
         try:
-            return response.json()
+            payload: dict[str, Any] = response.json()
         except ValueError as exc:
             raise RetrievalUnavailableError(f"retrieval answered non-JSON: {response.text[:200]}") from exc
+        return payload

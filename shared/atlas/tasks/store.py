@@ -172,7 +172,8 @@ class TaskStore:
             )
             return Claim(ClaimResult.CLAIMED, attempt=stored.attempts + 1, status=stored.status)
 
-        return _claim(self.transaction())
+        result: Claim = _claim(self.transaction())  # firestore.transactional is untyped
+        return result
 
     def set_stage(self, task_id: str, stage: Stage) -> None:
         """Record which stage a running task is in (informational, no ownership check)."""
@@ -295,7 +296,8 @@ class TaskStore:
             transaction.set(ref, {**new_task_fields(created), **update})
             return DeadLetterResult.RECORDED
 
-        return _dead_letter(self.transaction())
+        result: DeadLetterResult = _dead_letter(self.transaction())  # firestore.transactional is untyped
+        return result
 
     def reopen(self, task_id: str) -> ReopenResult:
         """Set a dead-lettered task back to queued so that a replayed message is not taken for a duplicate.
@@ -333,7 +335,8 @@ class TaskStore:
             )
             return ReopenResult.REOPENED
 
-        return _reopen(self.transaction())
+        result: ReopenResult = _reopen(self.transaction())  # firestore.transactional is untyped
+        return result
 
     def find_by_publish_time(self, publish_time: str) -> list[str]:
         """Ids of the tasks first published at ``publish_time`` (how a dead letter without a task_id is traced)."""
@@ -367,4 +370,5 @@ class TaskStore:
             transaction.update(ref, update)
             return True
 
-        return _update(self.transaction())
+        result: bool = _update(self.transaction())  # firestore.transactional is untyped
+        return result
