@@ -157,7 +157,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def _build_index(work: Path, knowledge: Path, model_dir: Path) -> tuple[Any, dict[str, Any]]:
     """A fresh index of ``knowledge`` in ``work``, filled as `atlas ingest` fills one."""
     from atlas import config
-    from atlas.cli.app import ingest_fields
+    from atlas.cli.ingest import ingest_fields
     from atlas.retrieval.formats import Skipped, find_files, load_file
     from atlas.retrieval.service import IngestRequest, RetrievalService
 

@@ -179,16 +179,9 @@ class RetrievalSettings(_Settings):
 
 
 class CliSettings(CoreSettings):
-    """The ``atlas`` command: the task side, where to send ingestion, and where backups read the index."""
-
-    retrieval_url: HttpUrl = "http://127.0.0.1:8081"
-    # `atlas show --html`: a local mermaid.min.js (make setup fetches one); unset: the page uses a CDN.
-    mermaid_js: Path | None = None
-    # `atlas backup` / `atlas restore`: the same variables as the retrieval function's.
-    qdrant_path: Path | None = None
-    qdrant_url: HttpUrl | None = None
-    qdrant_api_key: SecretStr | None = None
-    knowledge_collection: str = Field(default=DEFAULT_KNOWLEDGE_COLLECTION, min_length=1)
+    """The ``atlas`` command's configuration: the task side (project, topic, collection). What a single command
+    needs (the retrieval URL for ``ingest``, Mermaid's script for ``show``, the index for ``backup``) is an option
+    of that command with its environment fallback (``atlas.cli``), declared there once."""
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from google.cloud import firestore, pubsub_v1
 
-from atlas.cli import app as cli
+from atlas import cli
+from atlas.cli.follow import follow_task
 from atlas.tasks.retrieval_client import RetrievalClient
 from stack import LocalStack
 from support import TEST_PROJECT
@@ -39,7 +40,7 @@ def stack_with_tasks(emulators, _fake_openai_server, model_dir, tmp_path_factory
             publisher.publish(topic, json.dumps({"prompt": prompt, "task_id": task_id}).encode()).result(30)
         publisher.publish(topic, b'{"prompt": 42, "task_id": "bk-bad"}').result(30)
         for task_id in [*PROMPTS, "bk-bad"]:
-            assert cli.follow_task(store, task_id, timeout_s=60, live=False).status in ("succeeded", "failed")
+            assert follow_task(store, task_id, timeout_s=60, live=False).status in ("succeeded", "failed")
         yield state, store, state_dir / "qdrant"
 
 

@@ -6,7 +6,8 @@ the attempt count, and ``atlas replay-dlq`` after the fix finishes it under the 
 import pytest
 from google.cloud import pubsub_v1
 
-from atlas.cli import app as cli
+from atlas import cli
+from atlas.cli.follow import follow_task
 from support.running_stack import running_stack
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +40,7 @@ def test_dead_lettered_task_is_recorded_then_replayed_after_the_fix(dl_stack, fa
     topic = publisher.topic_path(state.project, state.topic)
     task_id = publisher.publish(topic, b'{"prompt": "Design a logging architecture"}').result(timeout=30)
 
-    document = cli.follow_task(store, task_id, timeout_s=120, live=False)
+    document = follow_task(store, task_id, timeout_s=120, live=False)
     assert document.status == "failed", document
     assert document.error.code == "dead_lettered"
     assert "after 5 deliveries" in document.error.message and "llm_unavailable" in document.error.message
@@ -50,6 +51,6 @@ def test_dead_lettered_task_is_recorded_then_replayed_after_the_fix(dl_stack, fa
     capsys.readouterr()
     assert cli.main(["replay-dlq", "--max", "10"]) == 0
     assert '"replayed": 1' in capsys.readouterr().out
-    document = cli.follow_task(store, task_id, timeout_s=120, live=False)
+    document = follow_task(store, task_id, timeout_s=120, live=False)
     assert document.status == "succeeded", document
     assert document.replays == 1 and document.history[0].error.code == "dead_lettered"

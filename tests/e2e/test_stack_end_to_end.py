@@ -11,7 +11,8 @@ import pytest
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud import pubsub_v1
 
-from atlas.cli import app as cli
+from atlas import cli
+from atlas.cli.follow import follow_task
 from support.running_stack import running_stack
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +40,7 @@ def publish(state, data: bytes) -> str:
 
 
 def wait_terminal(store, task_id, timeout_s=60):
-    document = cli.follow_task(store, task_id, timeout_s=timeout_s)
+    document = follow_task(store, task_id, timeout_s=timeout_s)
     assert document is not None and document.is_terminal, document
     return document
 

@@ -5,7 +5,7 @@ import json
 import functions_framework
 import pytest
 
-from atlas.cli import app as cli
+from atlas import cli
 from stack import REPO
 from support.documents import write_mixed_folder
 

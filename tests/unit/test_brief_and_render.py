@@ -44,7 +44,7 @@ def test_render_failed_task_shows_error():
 
 
 def test_streamed_text_is_shown_as_it_grows_and_restarts_when_an_entry_falls_back(capsys):
-    from atlas.cli.app import _show_partial
+    from atlas.cli.follow import show_partial
 
     shown = ("", "")
     for entry, text in [
@@ -54,7 +54,7 @@ def test_streamed_text_is_shown_as_it_grows_and_restarts_when_an_entry_falls_bac
         ("openai/b", '{"tit'),  # a fallback starts over
         ("openai/b", '{"title": "B"}'),
     ]:
-        shown = _show_partial(shown, entry, text)
+        shown = show_partial(shown, entry, text)
     err = capsys.readouterr().err
     assert err == '── streaming from openai/a ──\n{"title": "A\n── streaming from openai/b ──\n{"title": "B"}'
     assert shown == ("openai/b", '{"title": "B"}')

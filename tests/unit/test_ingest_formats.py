@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from atlas.cli import app as cli
+from atlas import cli
 from atlas.errors import DocumentParseError, UnreadableDocumentError, UnsupportedDocumentError
 from atlas.retrieval.chunking import Chunk, chunk_markdown
 from atlas.retrieval.formats import Skipped, find_files, load_document, load_file

@@ -72,7 +72,7 @@ def test_self_contained_page_carries_mermaid_itself_and_cannot_be_cut_short_by_i
 
 
 def test_show_self_contained_without_a_local_script_says_how_to_get_one(tmp_path, monkeypatch, capsys):
-    from atlas.cli import app as cli
+    from atlas import cli
 
     monkeypatch.setenv("ATLAS_PROJECT", "p")
     monkeypatch.delenv("ATLAS_MERMAID_JS", raising=False)
@@ -84,24 +84,22 @@ def test_show_self_contained_without_a_local_script_says_how_to_get_one(tmp_path
 
 
 def test_list_and_export_reject_limits_and_times_that_make_no_sense(capsys):
-    import pytest
 
-    from atlas.cli import app as cli
+    from atlas import cli
 
     for argv in (["list", "--limit", "0"], ["export-finetune", "--out", "x", "--since", "last week"]):
-        with pytest.raises(SystemExit) as exited:
-            cli.main(argv)
-        assert exited.value.code == 2
+        assert cli.main(argv) == cli.EXIT_USAGE
     err = capsys.readouterr().err
-    assert "must be at least 1, not 0" in err and "not an ISO 8601 date or time" in err
+    assert "Invalid value for '--limit': 0 is not in the range x>=1" in err
+    assert "Invalid value for '--since': 'last week' is not an ISO 8601 date or time" in err
 
 
 def test_show_finds_the_mermaid_script_make_setup_fetched_when_run_in_the_repository(tmp_path, monkeypatch):
-    from atlas.cli import app as cli
+    from atlas.cli.task_commands import mermaid_from_setup
 
     monkeypatch.chdir(tmp_path)
-    assert cli._mermaid_from_setup() is None  # elsewhere: the page falls back to the CDN
+    assert mermaid_from_setup() is None  # elsewhere: the page falls back to the CDN
     fetched = tmp_path / ".atlas" / "mermaid" / "mermaid.min.js"
     fetched.parent.mkdir(parents=True)
     fetched.write_text("")
-    assert cli._mermaid_from_setup() == fetched.resolve()
+    assert mermaid_from_setup() == fetched.resolve()

@@ -7,6 +7,7 @@ import pytest
 from pydantic import AliasChoices
 
 from atlas import config
+from atlas.cli.app import environment_variables
 from stack import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -14,7 +15,8 @@ SETTINGS = (config.WorkerSettings, config.RetrievalSettings, config.CliSettings)
 
 
 def variables() -> set[str]:
-    names = set()
+    """Every variable the settings read, and every variable an option of the atlas command falls back to."""
+    names = environment_variables()
     for settings_class in SETTINGS:
         for field, info in settings_class.model_fields.items():
             alias = info.validation_alias
