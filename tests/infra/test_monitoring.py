@@ -92,7 +92,7 @@ def alert_conditions(terraform: TerraformConfig) -> dict[str, list[dict[str, Any
     }
 
 
-def test_the_issue_s_five_alerts_exist(terraform: TerraformConfig) -> None:
+def test_alerts_cover_failures_latency_dead_letters_budget_and_a_stalled_pipeline(terraform: TerraformConfig) -> None:
     assert set(alert_conditions(terraform)) == {
         "failure_ratio",
         "latency_p95",

@@ -7,8 +7,10 @@ import pytest
 from google.api_core.exceptions import ServiceUnavailable
 
 from atlas import cli
+from atlas.cli import follow
 from atlas.cli.app import _unavailable
 from atlas.errors import BackupError, RetrievalUnavailableError
+from atlas.tasks.document import TaskDocument
 
 
 @pytest.fixture
@@ -51,6 +53,18 @@ def test_unknown_commands_and_options_are_usage_errors_and_help_is_not(capsys):
     assert cli.main(["list", "--colour"]) == cli.EXIT_USAGE
     assert cli.main(["show", "--help"]) == cli.EXIT_OK
     assert "[env var: ATLAS_MERMAID_JS]" in " ".join(capsys.readouterr().out.split())
+
+
+def test_following_a_task_goes_on_through_queued_and_running_and_stops_at_the_first_terminal_status(monkeypatch):
+    statuses = iter(["queued", "running", "running", "degraded", "failed"])
+
+    class Store:
+        def get(self, task_id):
+            return TaskDocument.parse({"task_id": task_id, "status": next(statuses)})
+
+    monkeypatch.setattr(follow, "POLL_INTERVAL_S", 0)
+    document = follow.follow_task(Store(), "t1", timeout_s=30, live=False)
+    assert document.status == "degraded" and next(statuses) == "failed"
 
 
 def test_what_counts_as_an_outage():

@@ -1,8 +1,8 @@
 """Poison input at the decoder: whatever arrives, decoding ends in a task or an InvalidTaskError, never a crash.
 
 Property-based (hypothesis) over arbitrary bytes, arbitrary JSON, arbitrary attribute maps and arbitrary
-envelope shapes, plus explicit cases for what the issue names: huge attributes, binary data, wrong types,
-unknown fields, empty and oversized prompts.
+envelope shapes, plus explicit cases for what breaks decoders most often: huge attributes, binary data, wrong
+types, unknown fields, empty and oversized prompts.
 """
 
 import base64

@@ -40,5 +40,9 @@ def test_readme_links_point_to_files_that_exist(target):
     assert (REPO / target).exists(), target
 
 
-def test_readme_gives_the_two_commands():
-    assert "make demo" in README and "make test" in README
+def test_every_make_command_the_readme_gives_is_a_target_of_the_makefile():
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.MULTILINE))
+    given = set(re.findall(r"\bmake ([a-z][a-z-]*)", README))
+    assert {"demo", "test", "up", "down"} <= given
+    assert sorted(given - targets) == []

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from atlas.models import MAX_PROMPT_CHARS, TaskMessage, TaskStatus
+from atlas.models import MAX_PROMPT_CHARS, TaskMessage
 
 
 def test_minimal_task_needs_only_a_prompt():
@@ -40,7 +40,3 @@ def test_retrieval_query_includes_constraints_and_cloud():
 def test_hints_leave_out_prompt_and_defaults():
     task = TaskMessage(prompt="p", task_id="t1", budget_usd_per_month=500)
     assert task.hints() == {"budget_usd_per_month": 500.0}
-
-
-def test_terminal_statuses():
-    assert {s for s in TaskStatus if s.is_terminal} == {TaskStatus.SUCCEEDED, TaskStatus.DEGRADED, TaskStatus.FAILED}
