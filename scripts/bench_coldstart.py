@@ -29,9 +29,11 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "shared"), str(REPO / "infra" / "local")]
 
+from command_lines import worker_argv  # noqa: E402
 from fake_openai import FakeOpenAI  # noqa: E402
+from processes import free_port  # noqa: E402
 
-from stack import LocalStack, free_port, worker_argv  # noqa: E402
+from stack import LocalStack  # noqa: E402
 
 FLOOR_IMPORTS = "import functions_framework, google.cloud.firestore, openai"
 PROMPT = "Design a logging architecture for microservices"
@@ -57,7 +59,6 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float 
 
 def cold_start_s(env: dict[str, str], project: str, topic: str, log_path: Path) -> tuple[float, float]:
     """(spawn to first task stored, of which spawn to listening)."""
-    functions_framework = str(Path(sys.executable).with_name("functions-framework"))
     port = free_port()
     task_id = f"cold-{uuid.uuid4().hex[:8]}"
     body = json.dumps({"prompt": PROMPT, "task_id": task_id}).encode()
@@ -68,7 +69,7 @@ def cold_start_s(env: dict[str, str], project: str, topic: str, log_path: Path) 
     with log_path.open("ab") as log:
         started = time.perf_counter()
         process = subprocess.Popen(
-            worker_argv(functions_framework, "handle_task", port), env=env, cwd=REPO, stdout=log, stderr=log
+            worker_argv("handle_task", port), env=env, cwd=REPO, stdout=log, stderr=log
         )
         try:
             wait_for_port(port, process)

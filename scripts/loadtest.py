@@ -42,7 +42,7 @@ from fake_openai import FakeOpenAI  # noqa: E402
 from metric_points import read_points  # noqa: E402
 
 from atlas.tasks.document import TaskDocument  # noqa: E402
-from stack import DEFAULT_STATE_DIR, LocalStack, Process, StackState, _load_state  # noqa: E402
+from stack import DEFAULT_STATE_DIR, LocalStack, Process, StackState, load_state  # noqa: E402
 
 TERMINAL = {"succeeded", "degraded", "failed"}
 MARKER = re.compile(r"\[load ([A-Za-z0-9_.:-]+)\]")
@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def running_state() -> StackState:
-    state = _load_state(DEFAULT_STATE_DIR)
+    state = load_state(DEFAULT_STATE_DIR)
     if state is not None:
         return state
     env = os.environ

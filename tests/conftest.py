@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emulators import start_emulators
 from fake_openai import FakeOpenAI
 
-from stack import DEFAULT_MODEL_DIR, REPO, start_emulators
+from stack import DEFAULT_MODEL_DIR, REPO
 from support import TEST_PROJECT
 
 # Never let a test reach a real provider or a hub because of the developer's environment.

@@ -21,8 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from command_lines import function_argv
+from processes import Process, free_port, stop_process
+from readiness import wait_for_http
 
-from stack import DEFAULT_MODEL_DIR, REPO, Process, free_port, stop_process, wait_for_http
+from stack import DEFAULT_MODEL_DIR, REPO
 from support import TEST_PROJECT
 
 PACKAGER = REPO / "scripts" / "package_functions.py"
@@ -175,19 +178,7 @@ def _serve(folder: Path, target: str, signature: str, env: dict[str, str], log: 
     port = free_port()
     clean = {key: value for key, value in os.environ.items() if not key.startswith("ATLAS_") and key != "PYTHONPATH"}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            "--target",
-            target,
-            "--signature-type",
-            signature,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],  # fmt: skip
+        function_argv(target, signature, port),  # the bundle's own main.py, as Cloud Functions runs it
         cwd=folder,
         env={**clean, **env},
         stdout=log.open("w"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from command_lines import retrieval_argv
 
 from atlas.retrieval.chunking import chunk_markdown
 from stack import free_port, start_process, stop_process, wait_for_http
@@ -33,11 +33,8 @@ def _document(number: int) -> dict[str, str]:
 def _start(folder: Path, model_dir: Path, logs: Path, *, warm: bool = True) -> tuple[object, str]:
     """The retrieval function in its own process group; ``warm``: its service already built by /health."""
     port = free_port()
-    functions_framework = str(Path(sys.executable).with_name("functions-framework"))
-    argv = [functions_framework, "--source", "functions/retrieval/main.py", "--target", "retrieval"]
-    argv += ["--signature-type", "http", "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "ATLAS_QDRANT_PATH": str(folder), "ATLAS_EMBEDDING_MODEL_DIR": str(model_dir)}
-    process = start_process("retrieval", argv, env, logs)
+    process = start_process("retrieval", retrieval_argv(port), env, logs)
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/health" if warm else f"{url}/", process, timeout_s=120, ok_any=not warm)
     return process, url
