@@ -37,10 +37,11 @@ from google.api import metric_pb2
 from google.cloud.monitoring_v3.types import metric_service
 from google.protobuf import empty_pb2, json_format
 
+from atlas import limits
 from atlas.observability.metrics import catalog
 
 SERVICE = "google.monitoring.v3.MetricService"
-MIN_SPACING_S = 5.0
+MIN_SPACING_S = limits.MIN_METRICS_INTERVAL_S  # Cloud Monitoring's rule, which this service enforces
 GENERIC_TASK_LABELS = frozenset({"project_id", "location", "namespace", "job", "task_id"})
 _KINDS = {metric_pb2.MetricDescriptor.CUMULATIVE: "CUMULATIVE", metric_pb2.MetricDescriptor.GAUGE: "GAUGE"}
 _VALUE_TYPES = {

@@ -63,6 +63,9 @@ def test_the_store_and_the_exporter_defaults_are_the_settings_defaults():
 
 
 def test_the_local_stack_uses_the_codes_topic_and_dead_letter_threshold():
+    import metric_service
+
+    assert metric_service.MIN_SPACING_S == limits.MIN_METRICS_INTERVAL_S
     assert stack.DEFAULT_TOPIC == config.CoreSettings.model_fields["topic"].default
     assert stack.MAX_DELIVERY_ATTEMPTS == SETTINGS["max_delivery_attempts"].default
     assert stack.ACK_DEADLINE_S == limits.ACK_DEADLINE_S
