@@ -20,6 +20,10 @@ given) and through ``RetrievalService.search`` (query embedding included), build
 resident memory. The last line printed is one JSON object with every number; its ``scale`` list has one
 entry per size: ``chunks, index_p50_ms, index_p95_ms, service_p50_ms, service_p95_ms,
 service_no_rerank_p50_ms, service_no_rerank_p95_ms, build_s, optimize_s, rss_mb``.
+
+``--reuse-index DIR`` starts from a copy of a folder where this corpus was already ingested (for example by
+``fit_reranker.py --index-dir``) and skips ingestion and its timing; ``--latency-rounds N`` times N passes
+over the queries (the stage's overhead is small beside the noise of a shared machine).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import math
 import os
 import random
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -65,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(corpus)} documents, {len(judged)} judged queries ({args.split}), model {args.model_dir}")
 
     with tempfile.TemporaryDirectory(prefix="atlas-bench-") as work:
+        if args.reuse_index:  # a copy: scaling adds synthetic chunks, and the folder stays as it was
+            shutil.copytree(args.reuse_index, Path(work) / "qdrant")
         settings = RetrievalSettings(
             qdrant_path=Path(work) / "qdrant",
             embedding_model_dir=args.model_dir,
@@ -89,13 +96,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 d.source, d.text, title=d.title, max_chars=args.chunk_max_chars, overlap_chars=args.chunk_overlap_chars
             )
         ]
-        sample = texts[:: max(1, len(texts) // args.embed_sample)] if args.embed_sample else texts
-        # the same model object; seconds for the whole corpus at the sample's rate
-        embed_s = _bare_embedding_seconds(index._embedder, sample) * len(texts) / len(sample)  # noqa: SLF001
-        ingest_s, chunks = _ingest(service, documents, settings.max_ingest_documents)
-        print(f"{chunks} chunks; bare embedding {embed_s:.1f} s (from {len(sample)}), ingestion {ingest_s:.1f} s")
-
         result: dict[str, object] = {"split": args.split, "model_dir": str(args.model_dir), **service.describe()}
+        if args.reuse_index:
+            chunks = index.count()
+            print(f"{chunks} chunks, reused from {args.reuse_index} (ingestion not measured)")
+        else:
+            sample = texts[:: max(1, len(texts) // args.embed_sample)] if args.embed_sample else texts
+            # the same model object; seconds for the whole corpus at the sample's rate
+            embed_s = _bare_embedding_seconds(index._embedder, sample) * len(texts) / len(sample)  # noqa: SLF001
+            ingest_s, chunks = _ingest(service, documents, settings.max_ingest_documents)
+            print(f"{chunks} chunks; bare embedding {embed_s:.1f} s (from {len(sample)}), ingestion {ingest_s:.1f} s")
+            result.update(
+                ingest_docs_per_s=round(len(documents) / ingest_s, 2),
+                embed_docs_per_s=round(len(documents) / embed_s, 2),
+                ingest_over_embed=round(embed_s / ingest_s, 3),
+            )
         for mode in ("hybrid", "dense", "bm25"):
             ndcg, recall = _evaluate(index, mode, [(queries[q], qrels[q]) for q in judged])
             prefix = "" if mode == "hybrid" else f"{mode}_"
@@ -118,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"search top 10 after the cut: nDCG@10 {result['selected_ndcg_at_10']}, "
                 f"{result['selected_mean_sources']} chunks a query"
             )
-        latencies, without = _timed_searches(service, [queries[q] for q in judged])
+        latencies, without = _timed_searches(service, [queries[q] for q in judged], args.latency_rounds)
         result.update(
             query_p50_ms=round(_percentile(latencies, 50), 2),
             query_p95_ms=round(_percentile(latencies, 95), 2),
@@ -126,16 +141,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             query_no_rerank_p95_ms=round(_percentile(without, 95), 2),
             documents=len(documents),
             chunks=chunks,
-            ingest_docs_per_s=round(len(documents) / ingest_s, 2),
-            embed_docs_per_s=round(len(documents) / embed_s, 2),
-            ingest_over_embed=round(embed_s / ingest_s, 3),
         )
         print(
             f"query (top 10, through the service) p50 {result['query_p50_ms']} ms, p95 {result['query_p95_ms']} ms; "
             f"without reranking p50 {result['query_no_rerank_p50_ms']} ms, p95 {result['query_no_rerank_p95_ms']} ms"
         )
         if args.scale:
-            result["scale"] = _scale(service, index, args.scale, corpus, [queries[q] for q in judged])
+            judged_texts = [queries[q] for q in judged]
+            result["scale"] = _scale(service, index, args.scale, corpus, judged_texts, args.latency_rounds)
         result["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result))
     return 0
@@ -165,6 +178,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--chunk-overlap-chars", type=int, default=RetrievalSettings.model_fields["chunk_overlap_chars"].default
     )
     parser.add_argument("--max-queries", type=int, default=0, help="only the first N judged queries (0: all)")
+    parser.add_argument(
+        "--reuse-index",
+        type=Path,
+        help="a folder with this corpus already ingested (fit_reranker.py --index-dir's): used as a copy, not timed",
+    )
+    parser.add_argument(
+        "--latency-rounds", type=int, default=1, help="passes over the queries when timing searches (default 1)"
+    )
     parser.add_argument(
         "--corpus-limit",
         type=int,
@@ -235,15 +256,15 @@ def _timed_search(service: RetrievalService, query: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def _timed_searches(service: RetrievalService, queries: list[str]) -> tuple[list[float], list[float]]:
+def _timed_searches(service: RetrievalService, queries: list[str], rounds: int = 1) -> tuple[list[float], list[float]]:
     """Search latencies as configured and with the reranking stage off, alternating which goes first, so
-    that both see the same machine (others share it)."""
+    that both see the same machine (others share it); ``rounds`` passes over the queries."""
     index = service.index()
     reranker = index.reranker
     configured: list[float] = []
     without: list[float] = []
     try:
-        for n, query in enumerate(queries):
+        for n, query in enumerate(queries * rounds):
             for turn in (0, 1) if n % 2 else (1, 0):
                 index.reranker = reranker if turn == 0 else None
                 (configured if turn == 0 else without).append(_timed_search(service, query))
@@ -278,6 +299,7 @@ def _scale(
     sizes: list[int],
     corpus: list[dict[str, object]],
     queries: list[str],
+    rounds: int = 1,
 ) -> list[dict[str, object]]:
     """Grow the served index with synthetic chunks to each size in turn and time hybrid search there.
 
@@ -329,7 +351,7 @@ def _scale(
             started = time.perf_counter()
             backend.query(query, with_payload=True)
             index_ms.append((time.perf_counter() - started) * 1000)
-        service_ms, without_ms = _timed_searches(service, queries)
+        service_ms, without_ms = _timed_searches(service, queries, rounds)
         line: dict[str, object] = {
             "chunks": index.count(),
             "index_p50_ms": round(_percentile(index_ms, 50), 2),
