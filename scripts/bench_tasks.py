@@ -16,7 +16,9 @@ through ``RetrievalService.search`` with ``--top-k``, and each split reports, av
 - ``primary_recall``: the share of the task's grade-2 notes that appear among the returned sources;
 - ``mean_sources``: how many sources came back.
 
-``--verbose`` prints each task with its sources and their grades. The last line is one JSON object.
+The service searches as configured, so with the reranking stage and its cut unless ``ATLAS_RERANK=false``
+(which gives the engine's top ``--top-k``). ``--verbose`` prints each task with its sources and their grades.
+The last line is one JSON object.
 """
 
 from __future__ import annotations

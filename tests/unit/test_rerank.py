@@ -141,3 +141,13 @@ def test_the_fit_recovers_a_known_logistic_relation():
     labels = (rng.random(len(rows)) < truth).astype(float)
     coefficients, intercept = fit_reranker.fit_logistic(rows, labels, l2=0.0)
     assert coefficients == pytest.approx([2.0, -0.5], abs=0.1) and intercept == pytest.approx(0.3, abs=0.1)
+
+
+def test_the_stages_defaults_are_the_settings_defaults():
+    from atlas.config import RetrievalSettings
+
+    fields = RetrievalSettings.model_fields
+    defaults = rerank.Reranking()
+    assert fields["rerank"].default is defaults.enabled is True
+    assert fields["rerank_candidates"].default == defaults.candidates
+    assert fields["rerank_min_relative"].default == defaults.min_relative
