@@ -94,7 +94,7 @@ def test_index_bucket_goes_with_the_embedded_index_only(env, tmp_path):
     settings = config.load(config.RetrievalSettings)
     assert (settings.index_bucket, settings.index_object, settings.index_refresh_s) == (
         "my-project-atlas-index",
-        "knowledge/shard.tar",
+        "knowledge/shard.tar.gz",
         30.0,
     )
     env.delenv("ATLAS_QDRANT_PATH")
