@@ -62,7 +62,7 @@ class RerankModel:
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         logits = rows @ np.asarray(self.coefficients) + self.intercept
-        return 1.0 / (1.0 + np.exp(-logits))
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
 
     def as_dict(self) -> dict[str, Any]:
         return {"features": list(self.features), "coefficients": list(self.coefficients), "intercept": self.intercept}
