@@ -62,14 +62,12 @@ class HybridQuery:
     rrf_k: int = DEFAULT_RRF_K
     filters: SearchFilters = field(default_factory=SearchFilters)
 
-    def retrievers(self) -> list[tuple[str, Sequence[float] | SparseVector]]:
-        """(vector name, query vector) for each retriever that has something to look for."""
-        found: list[tuple[str, Sequence[float] | SparseVector]] = []
-        if self.dense is not None:
-            found.append((DENSE, self.dense))
-        if self.sparse is not None and len(self.sparse):
-            found.append((SPARSE, self.sparse))
-        return found
+    def dense_vector(self) -> list[float] | None:
+        return [float(x) for x in self.dense] if self.dense is not None else None
+
+    def sparse_vector(self) -> SparseVector | None:
+        """The BM25 query, or None when it has no term to look for (a query of stop words only)."""
+        return self.sparse if self.sparse is not None and len(self.sparse) else None
 
     def is_fused(self) -> bool:
         return self.dense is not None and self.sparse is not None

@@ -129,7 +129,8 @@ class EdgeBackend:
         return int(_call(self._shard.count, edge.CountRequest(exact=True)))
 
     def info(self) -> edge.ShardInfo:
-        return _call(self._shard.info)
+        info: edge.ShardInfo = _call(self._shard.info)
+        return info
 
 
 def _open(path: Path, dimension: int) -> edge.EdgeShard:
@@ -175,24 +176,27 @@ def _sparse(vector: SparseVector) -> edge.SparseVector:
 
 
 def _filter(filters: SearchFilters) -> edge.Filter | None:
-    conditions = [edge.FieldCondition(key=key, match=edge.MatchAny(any=values)) for key, values in filters.conditions()]
+    conditions: list[Any] = [
+        edge.FieldCondition(key=key, match=edge.MatchAny(any=values)) for key, values in filters.conditions()
+    ]
     return edge.Filter(must=conditions) if conditions else None
 
 
 def _request(query: HybridQuery, with_payload: bool | list[str]) -> edge.QueryRequest | None:
     """The Query API request both backends send: prefetches fused by the engine, or one retriever alone."""
-    retrievers = query.retrievers()
-    if not retrievers:
+    nearest: list[edge.Query] = []
+    if (dense := query.dense_vector()) is not None:
+        nearest.append(edge.Query.Nearest(dense, using=DENSE))
+    if (sparse := query.sparse_vector()) is not None:
+        nearest.append(edge.Query.Nearest(_sparse(sparse), using=SPARSE))
+    if not nearest:
         return None
     query_filter = _filter(query.filters)
-    nearest = [
-        edge.Query.Nearest(_sparse(vector) if name == SPARSE else [float(x) for x in vector], using=name)  # type: ignore[arg-type]
-        for name, vector in retrievers
-    ]
     if not query.is_fused():
         return edge.QueryRequest(limit=query.limit, query=nearest[0], filter=query_filter, with_payload=with_payload)
     limit = max(query.prefetch_limit, query.limit)
-    fusion = edge.Fusion.Dbsf() if query.fusion == "dbsf" else edge.Fusion.Rrf(k=query.rrf_k)
+    # The stubs type Fusion's variants as nested classes that QueryRequest's annotation does not name.
+    fusion: Any = edge.Fusion.Dbsf() if query.fusion == "dbsf" else edge.Fusion.Rrf(k=query.rrf_k)
     return edge.QueryRequest(
         limit=query.limit,
         prefetches=[edge.Prefetch(limit=limit, query=q, filter=query_filter) for q in nearest],

@@ -112,11 +112,14 @@ class QdrantBackend:
 
 def _request(query: HybridQuery, with_payload: bool | list[str]) -> models.QueryRequest | None:
     """The Query API request: prefetches fused by the server, or one retriever alone (None: nothing to ask)."""
-    retrievers = query.retrievers()
-    if not retrievers:
+    vectors: list[tuple[str, list[float] | models.SparseVector]] = []
+    if (dense := query.dense_vector()) is not None:
+        vectors.append((DENSE, dense))
+    if (sparse := query.sparse_vector()) is not None:
+        vectors.append((SPARSE, _sparse(sparse)))
+    if not vectors:
         return None
     query_filter = _filter(query.filters)
-    vectors = [(name, _sparse(v) if name == SPARSE else [float(x) for x in v]) for name, v in retrievers]
     if not query.is_fused():
         name, vector = vectors[0]
         return models.QueryRequest(

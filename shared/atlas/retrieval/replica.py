@@ -86,6 +86,8 @@ class SnapshotReplica:
         self._refresh_lock = threading.Lock()
         self._install_lock = threading.Lock()
         self._folders: list[Path] = []
+        self._generation = 0
+        self._next_check = 0.0
         root.mkdir(parents=True, exist_ok=True)
         generation, folder = self._checkout()
         self._serving = open_index(folder)

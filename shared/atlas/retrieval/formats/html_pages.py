@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from bs4 import BeautifulSoup, NavigableString, Tag
-from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
+from bs4 import BeautifulSoup
+from bs4.element import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
 
 from atlas.retrieval.formats.structure import escape_prose, fenced, markdown_document, one_line
 
@@ -30,7 +30,7 @@ def html_to_markdown(data: bytes, fallback_title: str) -> tuple[str, str]:
     page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup.find_all(_DROPPED_TAGS):
         tag.decompose()
-    for tag in soup.find_all(attrs={"role": True}):
+    for tag in soup.find_all(True, attrs={"role": True}):
         if not tag.decomposed and str(tag.get("role", "")).lower() in _DROPPED_ROLES:
             tag.decompose()
     first_h1 = soup.find("h1")
@@ -123,10 +123,10 @@ class _Writer:
 
 def _language(tag: Tag) -> str:
     """The code's language from Markdown-style classes or Confluence's ``brush: x`` parameters."""
-    hints = [*tag.get("class", []), str(tag.get("data-syntaxhighlighter-params", ""))]
+    hints = [*tag.get_attribute_list("class"), str(tag.get("data-syntaxhighlighter-params", ""))]
     code = tag.find("code")
     if isinstance(code, Tag):
-        hints.extend(code.get("class", []))
+        hints.extend(code.get_attribute_list("class"))
     for hint in hints:
         if match := _LANGUAGE.search(str(hint)):
             return match.group(1).lower()

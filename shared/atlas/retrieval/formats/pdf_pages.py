@@ -15,13 +15,16 @@ import zlib
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
+from atlas.errors import AtlasError
 from atlas.retrieval.formats.structure import escape_prose, markdown_document, one_line
 
 READ_ERRORS = (PyPdfError, ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError, zlib.error)
 
 
-class PdfReadFailed(Exception):
-    """The PDF cannot be read; the message says why."""
+class PdfReadFailed(AtlasError):
+    """The PDF cannot be read; the message says why (reported as a DocumentParseError)."""
+
+    code = "pdf_unreadable"
 
 
 def pdf_to_markdown(data: bytes, fallback_title: str) -> tuple[str, str]:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from atlas.errors import AtlasError
 from atlas.retrieval.formats.structure import comment_title
 
 _HEREDOC = re.compile(r"<<-?([A-Za-z_][A-Za-z0-9_-]*)[ \t]*\r?\n")
 
 
-class TerraformSyntaxError(ValueError):
-    """The file's braces, strings, heredocs or comments do not close."""
+class TerraformSyntaxError(AtlasError):
+    """The file's braces, strings, heredocs or comments do not close (reported as a DocumentParseError)."""
+
+    code = "terraform_syntax"
 
 
 @dataclass(frozen=True)

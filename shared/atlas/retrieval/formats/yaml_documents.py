@@ -45,7 +45,11 @@ def _sections(node: yaml.Node, lines: list[str], start: int, end: int, prefix: s
     if kind and _scalar(_get(node, "apiVersion")):
         return [Section(f"{kind}/{name or '(unnamed)'}", _slice(lines, start, end))]
     steps = _get(node, "steps")
-    if isinstance(steps, yaml.SequenceNode) and all(_get(step, "name") is not None for step in steps.value):
+    if (
+        isinstance(node, yaml.MappingNode)
+        and isinstance(steps, yaml.SequenceNode)
+        and all(_get(step, "name") is not None for step in steps.value)
+    ):
         sections = []
         previous_end = start
         for number, step in enumerate(steps.value, start=1):
