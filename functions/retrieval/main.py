@@ -5,11 +5,15 @@ Routes: ``POST /search`` ``{"query", "top_k"?, "filter"?}`` → ranked chunks; `
 The adapter parses and answers; the work is in ``atlas.retrieval.service``. Only a request that fails
 validation is a 400 (the worker records it as permanent); any other failure is a 5xx, which the worker
 retries, so a bug or an outage in retrieval never fails a task for good.
+
+Every request logs one Cloud Logging JSON line when it is answered, like the worker's: ``route``,
+``status``, ``took_ms`` and, for a search, ``hits`` and ``cached`` (under the request's trace, if it has one).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import flask
@@ -19,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from atlas import config
 from atlas.errors import AtlasError, ConfigError, InvalidRequestError
 from atlas.instance import once
-from atlas.observability.logs import configure_logging
+from atlas.observability.logs import configure_logging, log_context, trace_fields
 from atlas.retrieval.service import IngestRequest, RetrievalService, SearchRequest
 
 SETTINGS = config.load(config.RetrievalSettings)
@@ -51,6 +55,32 @@ _ROUTES = {
 
 @functions_framework.http
 def retrieval(request: flask.Request) -> flask.Response:
+    started = time.perf_counter()
+    with log_context(fields=trace_fields(SETTINGS.project or "-", request.headers)):
+        response = _answer(request)
+        _log_request(request, response, started)
+    return response
+
+
+def _log_request(request: flask.Request, response: flask.Response, started: float) -> None:
+    """One line per request: the route, the status, how long it took and, for a search, its hits."""
+    fields: dict[str, Any] = {
+        "route": f"{request.method} {request.path}",
+        "status": response.status_code,
+        "took_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    body = response.get_json(silent=True) if response.is_json else None
+    if isinstance(body, dict) and isinstance(body.get("results"), list):
+        fields["hits"] = len(body["results"])
+        fields["cached"] = bool(body.get("cached"))
+    severity = logging.WARNING if response.status_code >= 400 else logging.INFO
+    message = f"{fields['route']} -> {response.status_code} in {fields['took_ms']} ms"
+    if "hits" in fields:
+        message += f" ({fields['hits']} hits{', cached' if fields['cached'] else ''})"
+    log.log(severity, message, extra={"fields": fields})
+
+
+def _answer(request: flask.Request) -> flask.Response:
     handler = _ROUTES.get((request.method, request.path.rstrip("/") or "/"))
     if handler is None:
         known = ", ".join(f"{method} {path}" for method, path in _ROUTES)

@@ -59,6 +59,23 @@ def test_list_shows_recent_tasks_by_status(stack_with_tasks, capsys):
     assert set(PROMPTS) | {"bk-bad"} <= ids
 
 
+def test_retrieval_logs_one_json_line_per_search_to_its_log(stack_with_tasks):
+    state, _store, _qdrant = stack_with_tasks
+    searches(state.retrieval_url)
+    log = Path(next(p.log for p in state.processes if p.name == "retrieval"))
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        found = [line for line in lines if line.get("route") == "POST /search"]
+        if len(found) >= len(QUERIES) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(found) >= len(QUERIES), log.read_text()[-2000:]
+    for line in found:
+        assert line["status"] == 200 and line["took_ms"] >= 0 and line["hits"] > 0
+        assert isinstance(line["cached"], bool) and line["severity"] == "INFO"
+
+
 def test_show_renders_markdown_and_a_page_whose_diagram_chromium_draws(stack_with_tasks, capsys, tmp_path):
     page = tmp_path / "bk-logging.html"
     assert cli.main(["show", "bk-logging", "--html", str(page), "--mermaid-js", str(mermaid_js())]) == 0

@@ -81,3 +81,22 @@ def test_an_internal_value_error_is_a_5xx_that_the_worker_retries_not_a_400(clie
     monkeypatch.setattr(KnowledgeIndex, "search", broken)
     response = client.post("/search", json={"query": "anything"})
     assert response.status_code == 500 and response.json["error"]["code"] == "internal"
+
+
+def test_every_request_logs_one_line_with_route_status_took_ms_and_hits(client, caplog):
+    import json
+    import logging
+
+    from atlas.observability.logs import CloudLoggingFormatter
+
+    body = {"documents": [{"source": "q.md", "text": "# Queues\n\n## Retries\n\nUse exponential backoff."}]}
+    client.post("/ingest", json=body)
+    with caplog.at_level(logging.INFO, logger="atlas.retrieval"):
+        client.post("/search", json={"query": "backoff"})
+        client.post("/search", json={"query": "backoff"})
+        client.post("/search", json={"query": ""})
+    lines = [json.loads(CloudLoggingFormatter().format(r)) for r in caplog.records if r.name == "atlas.retrieval"]
+    lines = [line for line in lines if line.get("route") == "POST /search"]
+    assert [(line["route"], line["status"]) for line in lines] == [("POST /search", 200)] * 2 + [("POST /search", 400)]
+    assert [line.get("cached") for line in lines] == [False, True, None]
+    assert lines[0]["hits"] == 1 and lines[0]["took_ms"] >= 0 and lines[2]["severity"] == "WARNING"
