@@ -8,6 +8,8 @@ stage latency. The same totals are printed as one JSON object on stdout (summed 
 each series holds one instance's running total, so the sum of the series' last values is the whole).
 
     python scripts/metrics_report.py .atlas/stack/metrics.jsonl --out .atlas/metrics-report.png
+
+The last line it prints (on stderr, after the totals) says where it wrote the PNG.
 """
 
 from __future__ import annotations
@@ -173,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"metrics_report: {args.points} holds no points yet", file=sys.stderr)
         return 2
     draw(points, args.out, args.title)
-    print(f"wrote {args.out}", file=sys.stderr)
-    print(json.dumps(summary(points)))
+    print(json.dumps(summary(points)), flush=True)
+    print(f"metrics_report: wrote the PNG to {args.out.resolve()}; open it in an image viewer", file=sys.stderr)
     return 0
 
 

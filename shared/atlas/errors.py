@@ -38,10 +38,11 @@ class InvalidTaskError(PermanentError):
 
     code = "invalid_task"
 
-    def __init__(self, reason: str, *, task_id: str | None = None) -> None:
+    def __init__(self, reason: str, *, task_id: str | None = None, prompt: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.task_id = task_id
+        self.prompt = prompt  # the message's prompt, when it could be read (kept on the rejected task's record)
 
 
 class ContentRefusedError(PermanentError):

@@ -39,7 +39,9 @@ def stack_with_tasks(emulators, _fake_openai_server, model_dir, tmp_path_factory
         for task_id, prompt in PROMPTS.items():
             publisher.publish(topic, json.dumps({"prompt": prompt, "task_id": task_id}).encode()).result(30)
         publisher.publish(topic, b'{"prompt": 42, "task_id": "bk-bad"}').result(30)
-        for task_id in [*PROMPTS, "bk-bad"]:
+        extra = {"prompt": "Design a queue for invoices", "task_id": "bk-extra", "colour": "red"}
+        publisher.publish(topic, json.dumps(extra).encode()).result(30)
+        for task_id in [*PROMPTS, "bk-bad", "bk-extra"]:
             assert follow_task(store, task_id, timeout_s=60, live=False).status in ("succeeded", "failed")
         yield state, store, state_dir / "qdrant"
 
@@ -53,7 +55,12 @@ def test_list_shows_recent_tasks_by_status(stack_with_tasks, capsys):
     assert cli.main(["list", "--status", "failed"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:3] == ["TASK", "STATUS", "STAGE"]
-    assert [line.split()[0] for line in out[1:]] == ["bk-bad"]
+    rows = {line.split()[0]: line for line in out[1:] if not line.startswith(" ")}
+    assert set(rows) == {"bk-bad", "bk-extra"}
+    why = {line.split()[0]: out[i + 2] for i, line in enumerate(out[1:]) if not line.startswith(" ")}
+    assert rows["bk-extra"].endswith("Design a queue for invoices") and rows["bk-bad"].endswith("(prompt not recorded)")
+    assert why["bk-extra"].strip().startswith("why: invalid_task: invalid task: unknown field 'colour'")
+    assert why["bk-bad"].strip().startswith("why: invalid_task: invalid task: 'prompt'")
     assert cli.main(["list", "--limit", "10"]) == 0
     ids = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]}
     assert set(PROMPTS) | {"bk-bad"} <= ids
@@ -78,12 +85,32 @@ def test_retrieval_logs_one_json_line_per_search_to_its_log(stack_with_tasks):
 
 def test_show_renders_markdown_and_a_page_whose_diagram_chromium_draws(stack_with_tasks, capsys, tmp_path):
     page = tmp_path / "bk-logging.html"
-    assert cli.main(["show", "bk-logging", "--html", str(page), "--mermaid-js", str(mermaid_js())]) == 0
+    assert cli.main(["show", "bk-logging"]) == 0
     out = capsys.readouterr().out
     assert "## Diagram\n```mermaid\nflowchart LR" in out and "## Sources\n- [S1] " in out
+    assert cli.main(["show", "bk-logging", "--html", str(page), "--mermaid-js", str(mermaid_js())]) == 0
+    assert capsys.readouterr().out == f"{page.resolve()}\n"  # where the page is, not the whole document
     dom = rendered_dom(page)
     assert 'aria-roledescription="flowchart' in dom and "<svg" in dom  # Mermaid drew the diagram
     assert 'id="S1"' in dom and 'href="#S1"' in dom  # citations link to their sources
+
+
+def test_submit_prints_just_the_task_id_on_stdout_also_first_with_wait(stack_with_tasks, capsys):
+    assert cli.main(["submit", "Design a job queue", "--task-id", "bk-plain"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "bk-plain\n" and "published task bk-plain to " in captured.err
+    assert cli.main(["submit", "Design a job queue", "--task-id", "bk-waited", "--wait", "--timeout", "60"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "bk-waited" and json.loads(out[-1])["task_id"] == "bk-waited"
+    _state, store, _qdrant = stack_with_tasks
+    assert follow_task(store, "bk-plain", timeout_s=60, live=False).status == "succeeded"  # settled for the backup
+
+
+def test_a_task_rejected_only_for_an_unknown_field_keeps_its_prompt(stack_with_tasks, capsys):
+    assert cli.main(["show", "bk-extra"]) == cli.EXIT_TASK_FAILED
+    out = capsys.readouterr().out
+    assert "Prompt: Design a queue for invoices" in out and "(not recorded)" not in out
+    assert "unknown field 'colour'" in out
 
 
 def test_show_of_an_unknown_task_says_what_to_do(stack_with_tasks, capsys):

@@ -83,6 +83,7 @@ def test_two_instances_under_load_never_break_the_write_limit_and_sum_to_the_tas
         timeout=120,
     )
     summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert out.stderr.strip().splitlines()[-1].startswith(f"metrics_report: wrote the PNG to {report.resolve()}")
     assert report.stat().st_size > 10_000 and report.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["tasks"] == {"succeeded": n} and summary["writes_rejected"] == 0 and summary["instances"] >= 2
     assert summary["task_latency_s"]["count"] == n and summary["min_seconds_between_points_of_a_series"] >= 5

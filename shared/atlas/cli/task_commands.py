@@ -52,21 +52,27 @@ def submit(
     topic = publisher.topic_path(session.settings.project, session.settings.topic)
     message_id = publisher.publish(topic, message.model_dump_json(exclude_defaults=True).encode()).result(timeout=30)
     published = message.task_id or str(message_id)
+    print(published, flush=True)  # the id alone on stdout, first, also with --wait: `id=$(atlas submit ...)`
     print(f"published task {published} to {topic}", file=sys.stderr)
     if not wait:
-        print(published)
         return EXIT_OK
     return _wait_and_print(session, published, timeout)
 
 
 @click.command(
     help="Print a task: status, cost and timings, then the design as Markdown (its diagram in a mermaid block, "
-    "the sources it cites), then the whole document as one line of JSON; --html also writes a page."
+    "the sources it cites), then the whole document as one line of JSON; --html writes a page instead and "
+    "prints where it is."
 )
 @click.argument("task_id")
 @click.option("--wait", is_flag=True, help="wait until the task finishes")
 @click.option("--timeout", type=float, default=300, show_default=True, help=WAIT_HELP)
-@click.option("--html", type=click.Path(dir_okay=False, path_type=Path), metavar="PAGE", help="write an HTML page too")
+@click.option(
+    "--html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PAGE",
+    help="write an HTML page and print its path (not the document)",
+)
 @click.option(
     "--mermaid-js",
     envvar="ATLAS_MERMAID_JS",
@@ -111,7 +117,9 @@ def show(
     return _print(document, page=(html, mermaid_js, self_contained))
 
 
-@click.command(name="list", help="Recent tasks, newest first (optionally of one status).")
+@click.command(
+    name="list", help="Recent tasks, newest first (optionally of one status); a failed task says why on the next line."
+)
 @click.option("--status", type=click.Choice([s.value for s in TaskStatus]), help="only tasks in this status")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="how many")
 @pass_session
@@ -131,11 +139,16 @@ def list_line(document: TaskDocument) -> str:
     when = document.updated_at.strftime("%Y-%m-%d %H:%M:%S") if document.updated_at else ""
     stage = document.stage.value if document.stage else ""
     prompt = " ".join((document.prompt or "").split())
-    prompt = prompt[:60] + ("…" if len(prompt) > 60 else "")
-    return (
+    prompt = prompt[:60] + ("…" if len(prompt) > 60 else "") if prompt else "(prompt not recorded)"
+    line = (
         f"{document.task_id[:28]:<28} {document.status.value:<10} {stage:<13} {when:<19} "
         f"{document.cost_usd or 0:>9.4f}  {prompt}"
     )
+    if document.status is TaskStatus.FAILED and document.error is not None:
+        reason = " ".join(document.error.message.split())
+        reason = reason[:160] + ("…" if len(reason) > 160 else "")
+        line += f"\n{'':<28}   why: {document.error.code}: {reason}"
+    return line
 
 
 def write_page(document: TaskDocument, path: Path, mermaid_js: Path | None, *, inline: bool = False) -> None:
@@ -173,10 +186,13 @@ def _wait_and_print(session: Session, task_id: str, timeout_s: float, page: Page
 
 
 def _print(document: TaskDocument, *, page: Page) -> int:
-    """The task on stdout (readable, then one line of JSON), and its page; the exit code says how it ended."""
+    """The task on stdout (readable, then one line of JSON) or, with a page, just where the page is; the exit
+    code says how it ended."""
     html, mermaid_js, inline = page
     if html is not None:
         write_page(document, html, mermaid_js, inline=inline)
+        print(html.resolve())
+        return EXIT_TASK_FAILED if document.status is TaskStatus.FAILED else EXIT_OK
     print(render_task(document))
     print(document.to_json_line())
     return EXIT_TASK_FAILED if document.status is TaskStatus.FAILED else EXIT_OK

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from atlas.errors import InvalidTaskError
-from atlas.models import TASK_ID_PATTERN, TaskMessage
+from atlas.models import MAX_PROMPT_CHARS, TASK_ID_PATTERN, TaskMessage
 
 MAX_MESSAGE_BYTES = 64 * 1024
 _TASK_ID_RE = re.compile(TASK_ID_PATTERN)
@@ -71,7 +71,7 @@ def decode_task(pushed: PushedMessage) -> DecodedTask:
     try:
         message = TaskMessage.model_validate(payload)
     except ValidationError as exc:
-        raise InvalidTaskError(_describe(exc), task_id=task_id) from exc
+        raise InvalidTaskError(_describe(exc), task_id=task_id, prompt=_readable_prompt(payload)) from exc
     if task_id is None:
         raise InvalidTaskError("the message has neither a valid 'task_id' nor a Pub/Sub message id")
     return DecodedTask(task_id=task_id, message=message)
@@ -106,6 +106,14 @@ def message_object(data: bytes, *, task_id: str | None = None) -> dict[str, Any]
             task_id=task_id,
         )
     return payload
+
+
+def _readable_prompt(payload: Mapping[str, Any]) -> str | None:
+    """The payload's prompt when it is text worth keeping (on an otherwise invalid task), else None."""
+    prompt = payload.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        return None
+    return prompt[:MAX_PROMPT_CHARS]
 
 
 def _usable_id(candidate: str | None) -> str | None:

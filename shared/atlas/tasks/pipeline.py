@@ -314,7 +314,7 @@ def _reject(pushed: PushedMessage, exc: InvalidTaskError, deps: PipelineDeps) ->
         return Outcome.REJECTED
     labels["task_id"] = exc.task_id
     recorded = deps.store.record_rejected(
-        exc.task_id, message_id=pushed.message_id, error=_task_error(exc), raw_excerpt=excerpt
+        exc.task_id, message_id=pushed.message_id, error=_task_error(exc), raw_excerpt=excerpt, prompt=exc.prompt
     )
     if recorded:
         deps.metrics.finished(TaskStatus.FAILED.value, error_code=exc.code, publish_time=pushed.publish_time)

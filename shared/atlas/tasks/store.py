@@ -229,8 +229,11 @@ class TaskStore:
         }
         return self._update_if_owner(task_id, owner, update)
 
-    def record_rejected(self, task_id: str, *, message_id: str, error: TaskError, raw_excerpt: str) -> bool:
-        """Record a message that is not a valid task as failed; never overwrites an existing task.
+    def record_rejected(
+        self, task_id: str, *, message_id: str, error: TaskError, raw_excerpt: str, prompt: str | None = None
+    ) -> bool:
+        """Record a message that is not a valid task as failed, with its prompt when it could be read; never
+        overwrites an existing task.
 
         Returns False when a document already exists under ``task_id`` (a redelivery of the same bad
         message, or a valid task that happens to share the id, whose record must not be clobbered).
@@ -243,6 +246,7 @@ class TaskStore:
             attempts=1,
             error=error,
             raw_excerpt=raw_excerpt,
+            prompt=prompt,
             expire_at=self.expiry(),
         )
         try:
