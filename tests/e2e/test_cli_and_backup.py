@@ -113,6 +113,18 @@ def test_a_task_rejected_only_for_an_unknown_field_keeps_its_prompt(stack_with_t
     assert "unknown field 'colour'" in out
 
 
+def test_replay_dlq_dry_run_on_an_empty_dead_letter_queue_answers_quickly_and_says_it_is_pulling(
+    stack_with_tasks, capsys
+):
+    started = time.monotonic()
+    assert cli.main(["replay-dlq", "--dry-run"]) == 0
+    took = time.monotonic() - started
+    captured = capsys.readouterr()
+    assert took < 5, took
+    assert captured.err.startswith("pulling dead letters from ") and "waiting up to 2s" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["pulled"] == 0
+
+
 def test_show_of_an_unknown_task_says_what_to_do(stack_with_tasks, capsys):
     assert cli.main(["show", "no-such-task"]) == cli.EXIT_TASK_FAILED
     assert "atlas list" in capsys.readouterr().err

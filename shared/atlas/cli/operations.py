@@ -41,8 +41,18 @@ class IndexOptions(TypedDict):
 )
 @click.option("--max", "max_messages", type=click.IntRange(min=1), metavar="N", help="replay at most N dead letters")
 @click.option("--dry-run", is_flag=True, help="show what would be replayed; change nothing, acknowledge nothing")
+@click.option(
+    "--pull-timeout",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="how long each pull waits for dead letters when there are none left",
+)
 @pass_session
-def replay_dlq(session: Session, subscription: str | None, max_messages: int | None, dry_run: bool) -> int:
+def replay_dlq(
+    session: Session, subscription: str | None, max_messages: int | None, dry_run: bool, pull_timeout: float
+) -> int:
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
     from atlas.tasks.replay import replay_dead_letters
@@ -51,6 +61,11 @@ def replay_dlq(session: Session, subscription: str | None, max_messages: int | N
     subscriber, publisher = SubscriberClient(), PublisherClient()
     pull_from = subscriber.subscription_path(settings.project, subscription or f"{settings.topic}-dlq-inspect")
     topic = publisher.topic_path(settings.project, settings.topic)
+    print(
+        f"pulling dead letters from {pull_from} (waiting up to {pull_timeout:g}s when there are none)…",
+        file=sys.stderr,
+        flush=True,
+    )
     summary = replay_dead_letters(
         subscriber,
         publisher,
@@ -59,6 +74,7 @@ def replay_dlq(session: Session, subscription: str | None, max_messages: int | N
         store=session.store,
         max_messages=max_messages,
         dry_run=dry_run,
+        pull_timeout_s=pull_timeout,
     )
     for task in summary.tasks:
         print(f"{task.get('task_id') or task.get('message_id')}: {task['action']}", file=sys.stderr)
