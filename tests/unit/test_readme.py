@@ -46,3 +46,20 @@ def test_every_make_command_the_readme_gives_is_a_target_of_the_makefile():
     given = set(re.findall(r"\bmake ([a-z][a-z-]*)", README))
     assert {"demo", "test", "up", "down"} <= given
     assert sorted(given - targets) == []
+
+
+def _written_by_the_examples() -> list[str]:
+    """The paths the README's commands write: pages, backups, fine-tuning files."""
+    blocks = "\n".join(re.findall(r"```bash\n(.*?)```", README, flags=re.S))
+    paths = re.findall(r"--html (\S+)|--out (\S+)|atlas backup (\S+)", blocks)
+    return sorted({next(p for p in found if p) for found in paths})
+
+
+def test_what_the_readme_examples_write_lands_where_git_ignores_it():
+    import subprocess
+
+    written = _written_by_the_examples()
+    assert {"out/design.html", "out/backup", "out/finetune.jsonl"} <= set(written)
+    for path in written:
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=REPO, check=False)
+        assert ignored.returncode == 0, f"{path}: git would offer to commit it; write it under out/ (git-ignored)"
