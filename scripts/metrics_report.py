@@ -10,6 +10,9 @@ each series holds one instance's running total, so the sum of the series' last v
     python scripts/metrics_report.py .atlas/stack/metrics.jsonl --out .atlas/metrics-report.png
 
 The last line it prints (on stderr, after the totals) says where it wrote the PNG.
+
+An instance writes its last counts at its next write or at shutdown, so a report of a running stack can lag
+behind it (the report says so at its foot); ``make down`` stops the stack and the instances write the rest.
 """
 
 from __future__ import annotations
@@ -78,6 +81,36 @@ def percentile(bounds: list[float], counts: list[int], q: float) -> float | None
     return bounds[-1]
 
 
+def latency_bars(bounds: list[float], counts: list[int]) -> list[tuple[float, float, int]]:
+    """(left edge, width, count) of every non-empty bucket, the underflow and overflow buckets included, so
+    the bars add up to every task however fast or slow it was. The underflow bar spans one bucket below the
+    first bound (down to 0 on a linear scale), the overflow bar one bucket above the last."""
+    if not bounds:
+        return []
+    ratio = bounds[1] / bounds[0] if len(bounds) > 1 and bounds[0] > 0 else None
+    step = bounds[1] - bounds[0] if len(bounds) > 1 else 1.0
+    edges = [bounds[0] / ratio if ratio else max(bounds[0] - step, 0.0), *bounds]
+    edges.append(bounds[-1] * ratio if ratio else bounds[-1] + step)
+    bars = []
+    for index, count in enumerate(counts[: len(edges) - 1]):
+        if count:
+            bars.append((edges[index], edges[index + 1] - edges[index], count))
+    return bars
+
+
+def _none(ax: Any, title: str) -> None:
+    """An empty panel: its title and "none", no axes to read meaning into."""
+    ax.set_title(title)
+    ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize="large", color="grey", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+LAG_NOTE = (
+    "An instance writes its last counts at its next write (every 5 s at most while it works) or at shutdown: "
+    "a report of a running stack can lag behind it; `make down` writes the rest."
+)
+
+
 def summary(points: list[dict[str, Any]]) -> dict[str, Any]:
     bounds, counts, mean, n = merged_histogram(points, "task/latency")
     gaps = [b - a for ends in ends_by_series(points).values() for a, b in zip(ends, ends[1:], strict=False)]
@@ -114,20 +147,28 @@ def draw(points: list[dict[str, Any]], out: Path, title: str) -> None:
 
     ax = axes[0][0]
     bounds, counts, mean, n = merged_histogram(points, "task/latency")
-    if n:
-        finite = counts[1 : len(bounds)]
-        ax.bar(bounds[:-1], finite, width=[b - a for a, b in zip(bounds, bounds[1:], strict=False)], align="edge")
-        ax.set_xscale("log")
+    heading = f"Task latency, publish to terminal ({n} tasks)"
+    bars = latency_bars(bounds, counts)
+    if n and bars:
+        ax.bar([b[0] for b in bars], [b[2] for b in bars], width=[b[1] for b in bars], align="edge")
+        if bars[0][0] > 0:
+            ax.set_xscale("log")
         ax.axvline(mean, color="red", linestyle="--", label=f"mean {mean:.2f} s")
         ax.legend()
-    ax.set(title=f"Task latency, publish to terminal ({n} tasks)", xlabel="seconds", ylabel="tasks")
+        ax.set(title=heading, xlabel="seconds", ylabel="tasks")
+    else:
+        _none(ax, heading)
 
     for ax, metric, label, heading, unit in (
         (axes[0][1], "tasks", "status", "Tasks finished (all instances)", "tasks"),
         (axes[0][2], "llm/tokens", "kind", "LLM tokens", "tokens"),
         (axes[1][0], "llm/cost", "model", "LLM cost", "USD"),
     ):
-        for name, curve in sorted(over_time(points, metric, lambda labels, key=label: labels.get(key, "")).items()):
+        curves = over_time(points, metric, lambda labels, key=label: labels.get(key, ""))
+        if not curves:
+            _none(ax, heading)
+            continue
+        for name, curve in sorted(curves.items()):
             ax.step([t - start for t, _ in curve], [v for _, v in curve], where="post", label=name or "(none)")
         ax.set(title=heading, xlabel="seconds into the run", ylabel=unit)
         if ax.get_legend_handles_labels()[0]:
@@ -136,9 +177,12 @@ def draw(points: list[dict[str, Any]], out: Path, title: str) -> None:
     ax = axes[1][1]
     fallbacks = {f"fallback: {k}": v for k, v in totals(points, "llm/fallbacks", "reason").items()}
     errors = {f"error: {k}": v for k, v in totals(points, "llm/errors", "error_class").items()}
-    bars = {**fallbacks, **errors}
-    ax.barh(list(bars) or ["(none)"], list(bars.values()) or [0])
-    ax.set(title="LLM fallbacks and errors", xlabel="count")
+    problems = {**fallbacks, **errors}
+    if problems:
+        ax.barh(list(problems), list(problems.values()))
+        ax.set(title="LLM fallbacks and errors", xlabel="count")
+    else:
+        _none(ax, "LLM fallbacks and errors")
 
     ax = axes[1][2]
     stages = sorted({p["labels"].get("stage", "") for p in accepted(points, "stage/latency")})
@@ -149,13 +193,17 @@ def draw(points: list[dict[str, Any]], out: Path, title: str) -> None:
         p50s.append(percentile(b, c, 0.5) or 0)
         p95s.append(percentile(b, c, 0.95) or 0)
     x = range(len(stages))
-    ax.bar([i - 0.2 for i in x], p50s, width=0.4, label="p50 (at most)")
-    ax.bar([i + 0.2 for i in x], p95s, width=0.4, label="p95 (at most)")
-    ax.set_xticks(list(x), stages)
-    ax.set(title="Stage latency", ylabel="seconds")
-    ax.legend()
+    if stages:
+        ax.bar([i - 0.2 for i in x], p50s, width=0.4, label="p50 (at most)")
+        ax.bar([i + 0.2 for i in x], p95s, width=0.4, label="p95 (at most)")
+        ax.set_xticks(list(x), stages)
+        ax.set(title="Stage latency", ylabel="seconds")
+        ax.legend()
+    else:
+        _none(ax, "Stage latency")
 
-    fig.tight_layout()
+    fig.text(0.5, 0.005, LAG_NOTE, ha="center", va="bottom", fontsize="small", color="dimgrey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90)
     plt.close(fig)
@@ -176,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     draw(points, args.out, args.title)
     print(json.dumps(summary(points)), flush=True)
+    print(f"metrics_report: {LAG_NOTE}", file=sys.stderr)
     print(f"metrics_report: wrote the PNG to {args.out.resolve()}; open it in an image viewer", file=sys.stderr)
     return 0
 
