@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -287,10 +288,29 @@ def _cmd_up(args: argparse.Namespace) -> int:
     ports = {name: port for name in PORT_NAMES if (port := getattr(args, f"{name}_port"))}
     state = LocalStack(args.state_dir, qdrant_path=args.qdrant_path, ports=ports).start()
     state_file.write_text(json.dumps(asdict(state), indent=2))
-    print(f"Atlas local stack is up (logs in {args.state_dir / 'logs'}). To use it from a shell:")
-    print(f'  eval "$({sys.executable} {Path(__file__).relative_to(REPO)} env)"')
-    print('  atlas ingest knowledge/ && atlas submit "Design a logging architecture for microservices" --wait')
+    for line in up_message(args.state_dir):
+        print(line)
     return 0
+
+
+# Exports the stack's variables and activates the virtual environment, from any directory of the checkout
+# (the `cd` is in the command substitution's subshell: the shell stays where it is). The README shows it as is.
+ENV_LINE = 'eval "$(cd "$(git rev-parse --show-toplevel)" && .venv/bin/python infra/local/stack.py env)"'
+
+
+def up_message(state_dir: Path) -> list[str]:
+    """What `make up` prints once the stack is up: the lines the README's newcomer path runs next."""
+    try:
+        logs = (state_dir / "logs").resolve().relative_to(REPO)
+    except ValueError:
+        logs = state_dir / "logs"
+    return [
+        f"Atlas local stack is up (logs in {logs}). To use it from a shell, in any directory of the checkout:",
+        f"  {ENV_LINE}    # exports its variables, activates .venv",
+        "  atlas ingest knowledge/",
+        '  atlas submit "Design a logging architecture for microservices" --wait',
+        "Stop it with: make down",
+    ]
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
@@ -300,6 +320,9 @@ def _cmd_env(args: argparse.Namespace) -> int:
         return 1
     for key, value in state.client_env().items():
         print(f"export {key}={value}")
+    activate = REPO / ".venv" / "bin" / "activate"  # made by `make setup`: puts `atlas` on the PATH
+    if activate.is_file():
+        print(f"source {shlex.quote(str(activate))}")
     mermaid = REPO / ".atlas" / "mermaid" / "mermaid.min.js"  # fetched by `make setup`
     if mermaid.is_file():
         print(f"export ATLAS_MERMAID_JS={mermaid}")
@@ -320,7 +343,9 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Start or stop the local Atlas stack.")
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    parser.add_argument(
+        "--state-dir", type=Path, default=Path(os.environ.get("ATLAS_LOCAL_STATE_DIR") or DEFAULT_STATE_DIR)
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the stack and leave it running")
     for name in PORT_NAMES:

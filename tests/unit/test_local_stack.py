@@ -71,3 +71,40 @@ def test_the_front_end_answers_503_when_no_instance_accepts_within_its_wait():
 
 def test_a_process_log_tail_says_so_when_there_is_no_log(tmp_path):
     assert Process("x", 1, str(tmp_path / "missing.log")).log_tail() == "(no log)"
+
+
+def test_make_up_prints_the_lines_the_readme_runs_next():
+    from stack import ENV_LINE, up_message
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    newcomer = readme.split("## From a fresh clone", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    printed = up_message(REPO / ".atlas" / "stack")
+    assert "logs in .atlas/stack/logs" in printed[0] and "any directory of the checkout" in printed[0]
+    assert ENV_LINE in printed[1] and "activates .venv" in printed[1]
+    for line in printed[1:3]:
+        assert line.split("    #")[0].strip() in newcomer, line
+    assert "source .venv/bin/activate" not in newcomer  # the eval line does it
+
+
+def test_the_eval_line_works_from_any_directory_of_the_checkout_and_activates_the_venv(tmp_path):
+    import json
+    import os
+    import subprocess
+
+    from stack import ENV_LINE
+
+    state = {
+        "project": "p", "topic": "t", "dlq_topic": "t-dlq", "subscription": "s", "dlq_subscription": "s-dlq",
+        "pubsub_host": "127.0.0.1:8681", "firestore_host": "127.0.0.1:8682",
+        "retrieval_url": "http://127.0.0.1:1", "worker_url": "http://127.0.0.1:2",
+    }  # fmt: skip
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    environment = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PUBSUB_EMULATOR_HOST")}
+    environment.update(ATLAS_LOCAL_STATE_DIR=str(tmp_path), PATH="/usr/bin:/bin")
+    script = f'{ENV_LINE} && echo "$PUBSUB_EMULATOR_HOST" && command -v atlas && pwd'
+    for where in (REPO, REPO / "tests" / "unit", REPO / "infra" / "local"):
+        done = subprocess.run(
+            ["bash", "-c", script], cwd=where, env=environment, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == ["127.0.0.1:8681", str(REPO / ".venv" / "bin" / "atlas"), str(where)]
