@@ -35,6 +35,9 @@ from typing import Any
 
 SOURCE_ID = re.compile(r'<source id="(S\d+)"')
 STREAM_PIECES = 12
+# Run from the command line (the rehearsal), the server streams at a pace a person can follow; the tests'
+# instances stream as fast as they can unless a test sets chunk_delay_s.
+REHEARSAL_CHUNK_DELAY_MS = 400.0
 FAULTS = ("status:429", "status:500", "stall", "cut")
 
 
@@ -286,14 +289,28 @@ def _send_json(
     handler.wfile.write(data)
 
 
+def configured(args: argparse.Namespace) -> FakeOpenAI:
+    """The server the command line asks for (not started)."""
+    fake = FakeOpenAI(port=args.port)
+    fake.fault_rate, fake.latency_s = args.fault_rate, args.latency_ms / 1000
+    fake.chunk_delay_s = args.chunk_delay_ms / 1000
+    return fake
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the fake OpenAI-compatible API until interrupted.")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--chunk-delay-ms",
+        type=float,
+        default=REHEARSAL_CHUNK_DELAY_MS,
+        help=f"the pause between the {STREAM_PIECES} streamed pieces of a design, so a person watching "
+        "`atlas submit --wait` sees it grow (default: %(default)s ms, about 5 s a design; 0: as fast as it can)",
+    )
     args = parser.parse_args(argv)
-    fake = FakeOpenAI(port=args.port)
-    fake.fault_rate, fake.latency_s = args.fault_rate, args.latency_ms / 1000
+    fake = configured(args)
     fake.start()
     print(fake.base_url, flush=True)
     try:

@@ -125,6 +125,28 @@ def test_replay_dlq_dry_run_on_an_empty_dead_letter_queue_answers_quickly_and_sa
     assert json.loads(captured.out.strip().splitlines()[-1])["pulled"] == 0
 
 
+def test_submit_wait_shows_the_design_growing_in_the_terminal(stack_with_tasks, _fake_openai_server, monkeypatch):
+    from atlas.cli import follow
+
+    shown: list[str] = []
+    real = follow.show_partial
+
+    def recording(before, entry, text):
+        after = real(before, entry, text)
+        if after != before:
+            shown.append(after[1])
+        return after
+
+    monkeypatch.setattr(follow, "show_partial", recording)
+    monkeypatch.setattr(_fake_openai_server, "chunk_delay_s", 0.4)  # the rehearsal server's pace
+    assert cli.main(["submit", "Design a job scheduler", "--task-id", "bk-stream", "--wait", "--timeout", "90"]) == 0
+    assert len(shown) >= 3, shown  # the terminal saw the design grow, piece after piece
+    assert all(
+        later.startswith(earlier) and len(later) > len(earlier)
+        for earlier, later in zip(shown, shown[1:], strict=False)
+    )
+
+
 def test_show_of_an_unknown_task_says_what_to_do(stack_with_tasks, capsys):
     assert cli.main(["show", "no-such-task"]) == cli.EXIT_TASK_FAILED
     assert "atlas list" in capsys.readouterr().err
