@@ -9,6 +9,7 @@ import pkgutil
 import atlas
 from atlas.errors import AtlasError, InvalidOutputError, StreamBroken
 
+
 def _atlas_modules() -> list[object]:
     return [importlib.import_module(info.name) for info in pkgutil.walk_packages(atlas.__path__, "atlas.")]
 
