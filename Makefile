@@ -96,8 +96,10 @@ test: setup lint $(PROVIDER_SCHEMA)
 demo: setup
 	$(PY) scripts/demo.py
 
+# make up REHEARSAL=1: the stack also starts the local OpenAI-compatible server (canned designs) and points
+# the worker's chain at it; make down stops it with the rest.
 up: setup
-	$(PY) infra/local/stack.py up
+	$(PY) infra/local/stack.py up $(if $(REHEARSAL),--rehearsal)
 
 down:
 	@if [ -x $(PY) ]; then $(PY) infra/local/stack.py down; else echo "nothing to stop"; fi

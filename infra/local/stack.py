@@ -37,6 +37,7 @@ from pubsub_setup import ACK_DEADLINE_S, MAX_BACKOFF_S, MAX_DELIVERY_ATTEMPTS, M
 from readiness import StackError, wait_for_http
 
 from atlas import config
+from atlas.config import ChainEntry, chain_to_env
 
 # What the tests and scripts use; the process helpers are re-exported from their modules for them.
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
 DEFAULT_STATE_DIR = REPO / ".atlas" / "stack"
 DEFAULT_PROJECT = "demo-atlas"
 DEFAULT_TOPIC = config.DEFAULT_TOPIC
+REHEARSAL_MODEL = "gpt-4o-mini"  # the model name the rehearsal's chain asks the local server for
 # The embedding model every local run uses unless ATLAS_EMBEDDING_MODEL_DIR names another: the int8 one that
 # `make setup` builds and the retrieval bundle ships (same quality as fp32, docs/retrieval.md).
 DEFAULT_MODEL_DIR = REPO / ".atlas" / "models" / "all-MiniLM-L6-v2-int8"
@@ -84,6 +86,7 @@ class StackState:
     dlq_push_subscription: str = ""  # pushes the dead-letter topic to it
     monitoring_endpoint: str = ""  # the MetricService the functions write their metrics to
     metrics_points: str = ""  # its JSON lines of points, when the stack started it (infra/local/metric_service.py)
+    llm_url: str = ""  # the rehearsal's OpenAI-compatible server (`up --rehearsal`), which the chain points at
 
     def client_env(self) -> dict[str, str]:
         """The environment a client (the atlas CLI, a test) needs to talk to this stack."""
@@ -138,8 +141,10 @@ class LocalStack:
         supervise: bool = False,
         worker_instances: int = 1,
         metrics_interval_s: float = METRICS_INTERVAL_S,
+        rehearsal: bool = False,
     ) -> None:
         self.state_dir = state_dir
+        self._rehearsal = rehearsal  # start the local OpenAI-compatible server and point the chain at it
         self.project = project
         self.topic = topic
         self._emulator_hosts = (pubsub_host, firestore_host)
@@ -201,6 +206,12 @@ class LocalStack:
             "ATLAS_MONITORING_ENDPOINT": monitoring_endpoint,
             "ATLAS_METRICS_INTERVAL_S": str(self._metrics_interval_s),
         }
+        llm_url = ""
+        if self._rehearsal:
+            llm_url = self._start_rehearsal_llm(logs, base_env, processes)
+            worker_env["ATLAS_LLM_CHAIN"] = chain_to_env(
+                (ChainEntry(provider="openai_compatible", model=REHEARSAL_MODEL, base_url=llm_url),)
+            )
         functions = self._start_functions(logs, base_env, worker_env, processes)
         state = StackState(
             project=self.project,
@@ -217,12 +228,23 @@ class LocalStack:
             dlq_push_subscription=f"{self.topic}-dlq-worker",
             monitoring_endpoint=monitoring_endpoint,
             metrics_points=metrics_points,
+            llm_url=llm_url,
         )
         create_subscriptions(state, ack_deadline_s=self._ack_deadline_s, backoff_s=self._backoff_s)
         self.state = state
         if self._supervise:
             self._supervisor = Supervisor(state.processes, self._specs, logs).start()
         return state
+
+    def _start_rehearsal_llm(self, logs: Path, base_env: dict[str, str], processes: list[Process]) -> str:
+        """The local OpenAI-compatible server (infra/local/fake_openai.py): canned designs, streamed at a
+        pace a person can follow; one of the stack's processes, so `make down` stops it."""
+        port = self._port("llm")
+        argv = [sys.executable, str(REPO / "infra" / "local" / "fake_openai.py"), "--port", str(port)]
+        process = start_process("rehearsal-llm", argv, base_env, logs)
+        processes.append(process)
+        wait_for_http(f"http://127.0.0.1:{port}/", process, ok_any=True)
+        return f"http://127.0.0.1:{port}/v1"
 
     def _start_functions(
         self, logs: Path, base_env: dict[str, str], worker_env: dict[str, str], processes: list[Process]
@@ -286,8 +308,13 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print(f"a stack is already recorded in {state_file}; run `make down` first", file=sys.stderr)
         return 1
     ports = {name: port for name in PORT_NAMES if (port := getattr(args, f"{name}_port"))}
-    state = LocalStack(args.state_dir, qdrant_path=args.qdrant_path, ports=ports).start()
+    state = LocalStack(args.state_dir, qdrant_path=args.qdrant_path, ports=ports, rehearsal=args.rehearsal).start()
     state_file.write_text(json.dumps(asdict(state), indent=2))
+    if state.llm_url:
+        print(
+            f"Rehearsal: the worker's chain is the local OpenAI-compatible server at {state.llm_url} "
+            f"(canned designs, the same whatever the prompt; `make down` stops it too)."
+        )
     for line in up_message(args.state_dir):
         print(line)
     return 0
@@ -351,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in PORT_NAMES:
         up.add_argument(f"--{name}-port", type=int, default=int(os.environ.get(f"ATLAS_LOCAL_{name.upper()}_PORT", 0)))
     up.add_argument("--qdrant-path", type=Path, help="the index folder (default: STATE_DIR/qdrant)")
+    up.add_argument(
+        "--rehearsal",
+        action="store_true",
+        help="also start the local OpenAI-compatible server (canned designs) and point ATLAS_LLM_CHAIN at it",
+    )
     commands.add_parser("env", help="print export lines for a running stack")
     commands.add_parser("down", help="stop the stack that `up` started")
     args = parser.parse_args(argv)
