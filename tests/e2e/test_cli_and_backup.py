@@ -93,6 +93,7 @@ def test_show_renders_markdown_and_a_page_whose_diagram_chromium_draws(stack_wit
     dom = rendered_dom(page)
     assert 'aria-roledescription="flowchart' in dom and "<svg" in dom  # Mermaid drew the diagram
     assert 'id="S1"' in dom and 'href="#S1"' in dom  # citations link to their sources
+    assert 'class="origin" href="file://' in dom and "/knowledge/" in dom  # ... and the sources to their files
 
 
 def test_submit_prints_just_the_task_id_on_stdout_also_first_with_wait(stack_with_tasks, capsys):

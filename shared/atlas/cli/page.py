@@ -28,6 +28,10 @@ header { border-bottom: 1px solid #d0d7de; margin-bottom: 1rem; }
 .succeeded { background: #dafbe1; } .degraded { background: #fff8c5; } .failed { background: #ffebe9; }
 .meta { color: #57606a; font-size: 0.9rem; } pre.mermaid { background: #f6f8fa; padding: 1rem; }
 blockquote { color: #57606a; border-left: 0.25rem solid #d0d7de; margin: 0; padding: 0 1rem; }
+li.source { margin-bottom: 0.8rem; } .excerpt { margin: 0.2rem 0; }
+.badge { font-size: 0.75rem; padding: 0 0.4rem; border-radius: 0.5rem; }
+.badge.cited { background: #dafbe1; } .badge.uncited, .badge.retrieved { background: #eaeef2; color: #57606a; }
+ol.uncited { color: #57606a; } .chunk { white-space: pre-wrap; background: #f6f8fa; padding: 0.5rem; }
 """
 
 
@@ -57,7 +61,8 @@ def task_page(document: TaskDocument, *, mermaid_js: Path | None = None, inline_
         parts.extend(_design(design))
     elif document.brief is not None:
         parts.append(f"<p>{e(document.brief.summary)}</p>")
-    parts.extend(_sources(document.sources))
+    cited = {c.source_id for c in design.citations} if design is not None else None
+    parts.extend(_sources(document.sources, cited))
     if design is not None and design.diagram_mermaid:
         parts.append(_mermaid_script(mermaid_js, inline=inline_mermaid))
         parts.append('<script>mermaid.initialize({startOnLoad: true, securityLevel: "strict"});</script>')
@@ -109,13 +114,99 @@ def _design(design: Design) -> list[str]:
     return parts
 
 
-def _sources(sources: list[Source]) -> list[str]:
+def _sources(sources: list[Source], cited: set[str] | None) -> list[str]:
+    """The sources: the ones the design cites first, then the ones retrieved but not cited, each with a link
+    to its file (when it is one on this machine), an excerpt, and its whole text a click away."""
     if not sources:
         return []
     e = html.escape
-    parts = ["<h2>Sources</h2><ol>"]
-    for source in sources:
-        anchor = e(source.label or source.id)
-        parts.append(f'<li id="{anchor}"><strong>{e(source_line(source))}</strong><br>{e(source.text[:600])}</li>')
-    parts.append("</ol>")
+    if cited is None:  # a brief: nothing cites, everything was retrieved
+        groups = [("Sources (retrieved)", "retrieved", sources)]
+    else:
+        groups = [
+            ("Sources cited by the design", "cited", [s for s in sources if (s.label or s.id) in cited]),
+            ("Retrieved, not cited", "uncited", [s for s in sources if (s.label or s.id) not in cited]),
+        ]
+    parts = []
+    for heading, kind, members in groups:
+        if not members:
+            continue
+        parts.append(f'<h2>{e(heading)}</h2><ol class="sources {kind}">')
+        for source in members:
+            anchor = e(source.label or source.id)
+            name = e(source_line(source))
+            href = source_href(source.source)
+            name = f'<a class="origin" href="{e(href)}">{name}</a>' if href else name
+            badge = {"cited": "cited", "uncited": "not cited", "retrieved": "retrieved"}[kind]
+            text = plain_text(source.text)
+            parts.append(
+                f'<li id="{anchor}" class="source {kind}"><span class="badge {kind}">{badge}</span> '
+                f"<strong>{name}</strong>"
+                f'<p class="excerpt">{e(excerpt(text))}</p>'
+                f'<details><summary>the whole chunk</summary><div class="chunk">{e(text)}</div></details></li>'
+            )
+        parts.append("</ol>")
     return parts
+
+
+def source_href(origin: str, root: Path | None = None) -> str | None:
+    """Where a source's origin can be opened: a web address as is, a file (relative to ``root``, default the
+    current directory, which is the checkout's when atlas runs there) as a file: URI; None otherwise."""
+    if re.match(r"https?://", origin):
+        return origin
+    try:
+        path = Path(origin)
+        candidate = path if path.is_absolute() else (root or Path.cwd()) / path
+        return candidate.resolve().as_uri() if candidate.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+_FENCE = re.compile(r"^\s*(```|~~~).*$", re.MULTILINE)
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
+_QUOTE = re.compile(r"^\s{0,3}>\s?", re.MULTILINE)
+_BULLET = re.compile(r"^(\s*)[-*+]\s+", re.MULTILINE)
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$\n?", re.MULTILINE)
+_RULE = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$", re.MULTILINE)
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS = re.compile(r"(?<![\w*])([*_])(?=\S)(.+?)(?<=\S)\1(?![\w*])")
+_CODE = re.compile(r"`+([^`]+)`+")
+
+
+def plain_text(markdown: str) -> str:
+    """A source's text with its Markdown syntax stripped (headings, emphasis, links, code marks, quotes,
+    tables' rules and pipes, bullets as •): what the page shows, escaped, instead of the raw marks."""
+    text = _FENCE.sub("", markdown)
+    text = _TABLE_RULE.sub("", text)
+    text = _RULE.sub("", text)
+    text = _HEADING.sub("", text)
+    text = _QUOTE.sub("", text)
+    text = _BULLET.sub(r"\1• ", text)
+    text = _IMAGE.sub(r"\1", text)
+    text = _LINK.sub(r"\1", text)
+    text = _CODE.sub(r"\1", text)
+    text = _STRONG.sub(r"\2", text)
+    text = _EMPHASIS.sub(r"\2", text)
+    lines = []
+    for line in text.splitlines():
+        if line.strip().startswith("|") or line.count(" | ") >= 1:
+            line = " · ".join(cell.strip() for cell in line.strip().strip("|").split("|"))
+        lines.append(line.rstrip())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def excerpt(text: str, limit: int = 320) -> str:
+    """The start of ``text`` on one line, at most ``limit`` characters: ended at a sentence when one ends in the
+    second half, else at a word, with an ellipsis when anything was left out."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit + 1]
+    sentence = max(cut.rfind(mark) for mark in (". ", "! ", "? ", ": "))
+    if sentence >= limit // 2:
+        return flat[: sentence + 1] + " …"
+    word = cut.rfind(" ")
+    head = flat[:word] if word > 0 else flat[:limit]
+    return head.rstrip(" ,;:—-–(") + "…"
