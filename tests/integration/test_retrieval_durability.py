@@ -7,15 +7,17 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 from command_lines import retrieval_argv
+from processes import Process, free_port, start_process, stop_process
+from readiness import wait_for_http
 
 from atlas.retrieval.chunking import chunk_markdown
-from stack import free_port, start_process, stop_process, wait_for_http
 
 pytestmark = pytest.mark.integration
 WORDS = "queue topic retry backoff jitter lease shard replica index bucket latency budget quota region".split()
@@ -30,11 +32,23 @@ def _document(number: int) -> dict[str, str]:
     return {"source": f"notes/{number}.md", "text": f"# Note {number}\n\n" + "\n\n".join(sections)}
 
 
-def _start(folder: Path, model_dir: Path, logs: Path, *, warm: bool = True) -> tuple[object, str]:
+@pytest.fixture
+def started() -> Iterator[list[Process]]:
+    """Every retrieval process a test starts, stopped at teardown whatever the test did."""
+    processes: list[Process] = []
+    yield processes
+    for process in processes:
+        stop_process(process)
+
+
+def _start(
+    started: list[Process], folder: Path, model_dir: Path, logs: Path, *, warm: bool = True
+) -> tuple[Process, str]:
     """The retrieval function in its own process group; ``warm``: its service already built by /health."""
     port = free_port()
     env = {**os.environ, "ATLAS_QDRANT_PATH": str(folder), "ATLAS_EMBEDDING_MODEL_DIR": str(model_dir)}
     process = start_process("retrieval", retrieval_argv(port), env, logs)
+    started.append(process)
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/health" if warm else f"{url}/", process, timeout_s=120, ok_any=not warm)
     return process, url
@@ -47,9 +61,9 @@ def _chunks_of(url: str, source: str) -> int:
     return len(response.json()["results"])
 
 
-def test_acknowledged_ingests_survive_kill_9_and_nothing_half_written_is_searchable(model_dir, tmp_path):
+def test_acknowledged_ingests_survive_kill_9_and_nothing_half_written_is_searchable(model_dir, tmp_path, started):
     folder = tmp_path / "edge"
-    process, url = _start(folder, model_dir, tmp_path / "logs")
+    process, url = _start(started, folder, model_dir, tmp_path / "logs")
     documents = [_document(n) for n in range(40)]
     acknowledged: list[str] = []
     stop = threading.Event()
@@ -76,7 +90,7 @@ def test_acknowledged_ingests_survive_kill_9_and_nothing_half_written_is_searcha
     writer.join(timeout=120)
     stop_process(process)
 
-    process, url = _start(folder, model_dir, tmp_path / "logs")
+    process, url = _start(started, folder, model_dir, tmp_path / "logs")
     try:
         expected = {d["source"]: len(chunk_markdown(d["source"], d["text"])) for d in documents}
         for source in acknowledged:
@@ -91,8 +105,8 @@ def test_acknowledged_ingests_survive_kill_9_and_nothing_half_written_is_searcha
         stop_process(process)
 
 
-def test_concurrent_first_requests_build_one_service_and_search_in_parallel(model_dir, tmp_path):
-    process, url = _start(tmp_path / "edge", model_dir, tmp_path / "logs", warm=False)
+def test_concurrent_first_requests_build_one_service_and_search_in_parallel(model_dir, tmp_path, started):
+    process, url = _start(started, tmp_path / "edge", model_dir, tmp_path / "logs", warm=False)
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:  # the first requests of the instance, together
             first = list(pool.map(lambda _: requests.post(f"{url}/search", json={"query": "q"}, timeout=120), range(8)))
