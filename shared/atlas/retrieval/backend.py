@@ -9,7 +9,7 @@ one prefetch per retriever under the filter, fused by the engine (RRF or DBSF). 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -109,9 +109,23 @@ class IndexBackend(Protocol):
     def close(self) -> None: ...
 
 
-def group_by_source(records: Iterable[tuple[object, Mapping[str, Any] | None]]) -> dict[str, set[str]]:
-    """(id, payload) pairs from a scroll, grouped into {source: {id, ...}}."""
+# A page of (point id, payload) pairs scrolled with a filter; None after the last page.
+ScrollPage = Callable[[SearchFilters, object], tuple[list[tuple[object, Mapping[str, Any] | None]], object]]
+SCROLL_PAGE = 1000
+SOURCE_LOOKUP_BATCH = 64
+
+
+def ids_by_source(sources: Sequence[str], scroll_page: ScrollPage) -> dict[str, set[str]]:
+    """{source: {id, ...}} for the chunks each source has, ``SOURCE_LOOKUP_BATCH`` sources a filter, by
+    scrolling with ``scroll_page(filters, offset) -> (records, next offset or None)`` (one per engine)."""
     found: dict[str, set[str]] = {}
-    for point_id, payload in records:
-        found.setdefault(str((payload or {})["source"]), set()).add(str(point_id))
+    for start in range(0, len(sources), SOURCE_LOOKUP_BATCH):
+        wanted = SearchFilters(sources=tuple(sources[start : start + SOURCE_LOOKUP_BATCH]))
+        offset: object = None
+        while True:
+            records, offset = scroll_page(wanted, offset)
+            for point_id, payload in records:
+                found.setdefault(str((payload or {})["source"]), set()).add(str(point_id))
+            if offset is None:
+                break
     return found

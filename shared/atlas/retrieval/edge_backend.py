@@ -21,18 +21,17 @@ from atlas.errors import KnowledgeIndexError
 from atlas.retrieval.backend import (
     DENSE,
     INDEXED_FIELDS,
+    SCROLL_PAGE,
     SPARSE,
     HybridQuery,
     IndexPoint,
     ScoredPayload,
     SearchFilters,
-    group_by_source,
+    ids_by_source,
 )
 from atlas.retrieval.bm25 import SparseVector
 
 CONFIG_FILE = "edge_config.json"
-SCROLL_PAGE = 1000
-SOURCE_LOOKUP_BATCH = 64
 
 
 def edge_config(dimension: int) -> edge.EdgeConfig:
@@ -88,11 +87,7 @@ class EdgeBackend:
     # ------------------------------------------------------------------ reads (concurrent)
 
     def query(self, query: HybridQuery, *, with_payload: bool | list[str]) -> list[ScoredPayload]:
-        request = _request(query, with_payload)
-        if request is None:
-            return []
-        points = _call(self._shard.query, request)
-        return [ScoredPayload(str(p.id), float(p.score), p.payload or {}) for p in points]
+        return self.query_batch([query], with_payload=[with_payload])[0]
 
     def query_batch(
         self, queries: Sequence[HybridQuery], *, with_payload: Sequence[bool | list[str]]
@@ -106,24 +101,14 @@ class EdgeBackend:
         ]
 
     def ids_by_source(self, sources: Sequence[str]) -> dict[str, set[str]]:
-        found: dict[str, set[str]] = {}
-        for start in range(0, len(sources), SOURCE_LOOKUP_BATCH):
-            wanted = _filter(SearchFilters(sources=tuple(sources[start : start + SOURCE_LOOKUP_BATCH])))
-            for source, ids in group_by_source(self._scroll(wanted)).items():
-                found.setdefault(source, set()).update(ids)
-        return found
+        return ids_by_source(sources, self._scroll_page)
 
-    def _scroll(self, scroll_filter: edge.Filter | None) -> list[tuple[object, dict[str, Any] | None]]:
-        records: list[tuple[object, dict[str, Any] | None]] = []
-        offset: Any = None
-        while True:
-            request = edge.ScrollRequest(
-                offset=offset, limit=SCROLL_PAGE, filter=scroll_filter, with_payload=["source"], with_vector=False
-            )
-            page, offset = _call(self._shard.scroll, request)
-            records.extend((record.id, record.payload) for record in page)
-            if offset is None:
-                return records
+    def _scroll_page(self, filters: SearchFilters, offset: Any) -> tuple[list[tuple[object, Any]], Any]:
+        request = edge.ScrollRequest(
+            offset=offset, limit=SCROLL_PAGE, filter=_filter(filters), with_payload=["source"], with_vector=False
+        )
+        page, next_offset = _call(self._shard.scroll, request)
+        return [(record.id, record.payload) for record in page], next_offset
 
     def count(self) -> int:
         return int(_call(self._shard.count, edge.CountRequest(exact=True)))

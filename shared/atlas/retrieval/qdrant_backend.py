@@ -18,17 +18,15 @@ from atlas.errors import KnowledgeIndexError
 from atlas.retrieval.backend import (
     DENSE,
     INDEXED_FIELDS,
+    SCROLL_PAGE,
     SPARSE,
     HybridQuery,
     IndexPoint,
     ScoredPayload,
     SearchFilters,
-    group_by_source,
+    ids_by_source,
 )
 from atlas.retrieval.bm25 import SparseVector
-
-SCROLL_PAGE = 1000
-SOURCE_LOOKUP_BATCH = 64
 
 
 def connect(url: str, api_key: str | None) -> QdrantClient:
@@ -92,19 +90,13 @@ class QdrantBackend:
         ]
 
     def ids_by_source(self, sources: Sequence[str]) -> dict[str, set[str]]:
-        found: dict[str, set[str]] = {}
-        for start in range(0, len(sources), SOURCE_LOOKUP_BATCH):
-            wanted = _filter(SearchFilters(sources=tuple(sources[start : start + SOURCE_LOOKUP_BATCH])))
-            offset: Any = None
-            while True:
-                page, offset = self._client.scroll(
-                    self.collection, scroll_filter=wanted, limit=SCROLL_PAGE, offset=offset, with_payload=["source"]
-                )
-                for source, ids in group_by_source((r.id, r.payload) for r in page).items():
-                    found.setdefault(source, set()).update(ids)
-                if offset is None:
-                    break
-        return found
+        return ids_by_source(sources, self._scroll_page)
+
+    def _scroll_page(self, filters: SearchFilters, offset: Any) -> tuple[list[tuple[object, Any]], Any]:
+        page, next_offset = self._client.scroll(
+            self.collection, scroll_filter=_filter(filters), limit=SCROLL_PAGE, offset=offset, with_payload=["source"]
+        )
+        return [(record.id, record.payload) for record in page], next_offset
 
     def count(self) -> int:
         return self._client.count(self.collection, exact=True).count

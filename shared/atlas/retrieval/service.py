@@ -69,7 +69,8 @@ class IngestRequest(BaseModel):
 
 
 class RetrievalService:
-    """Search, ingest and health over one knowledge index, opened once per instance on first use."""
+    """Search, ingest and health over one knowledge index. Building it loads the model and opens the index:
+    the retrieval function builds it once per instance (``atlas.instance.once``)."""
 
     def __init__(self, settings: RetrievalSettings) -> None:
         self._settings = settings
